@@ -1,0 +1,23 @@
+GO ?= go
+
+.PHONY: test test-integration bench lint tidy-check deps
+
+# The one test command: installs what it needs, vets, runs every test with
+# the race detector.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+deps:
+	@./scripts/ensure-redis.sh
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+tidy-check:
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum

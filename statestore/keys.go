@@ -1,0 +1,30 @@
+package statestore
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// DefaultPrefix starts every key and the channel name unless Options says
+// otherwise.
+const DefaultPrefix = "fusebox"
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ErrInvalidName is returned for a breaker name outside
+// [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
+var ErrInvalidName = fmt.Errorf("statestore: invalid breaker name (want 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit)")
+
+// ValidName reports whether name can name a breaker. The character set
+// keeps names safe inside a Redis hash tag, a URL path and a log line.
+func ValidName(name string) bool { return validName.MatchString(name) }
+
+// keys returns a breaker's keys in the order every script expects.
+func (s *Store) keys(name string) []string {
+	base := s.prefix + ":{" + name + "}:"
+	return []string{base + "state", base + "events", base + "window", base + "permit"}
+}
+
+func (s *Store) stateKey(name string) string  { return s.prefix + ":{" + name + "}:state" }
+func (s *Store) eventsKey(name string) string { return s.prefix + ":{" + name + "}:events" }
+func (s *Store) registryKey() string          { return s.prefix + ":breakers" }

@@ -1,0 +1,138 @@
+package statestore
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// HalfOpenMode says how a half-open breaker finds out whether its target is
+// healthy again.
+type HalfOpenMode string
+
+const (
+	// HalfOpenCanary: agents keep failing fast; one coordinator runs a
+	// canary probe per half-open window.
+	HalfOpenCanary HalfOpenMode = "canary"
+	// HalfOpenTraffic: one live call, cluster-wide, is let through as the
+	// probe; every other call fails fast.
+	HalfOpenTraffic HalfOpenMode = "traffic"
+)
+
+// Policy says when a breaker trips and how long it stays open. It is a
+// resolved policy: every field holds its final value. DefaultPolicy gives
+// the defaults; a zero rate or count turns that rule off.
+type Policy struct {
+	// ConsecutiveFailures trips after this many failures with no success
+	// in between, counted across the cluster. 0 turns the rule off.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// FailureRate trips when this percentage (0-100] of the calls in
+	// Window failed, once MinCalls were seen. 0 turns the rule off.
+	FailureRate float64 `json:"failure_rate"`
+	// MinCalls is the number of calls in Window before either rate rule
+	// may trip.
+	MinCalls int `json:"min_calls"`
+	// Window is the rolling window of the rate rules (1 s buckets).
+	Window time.Duration `json:"window"`
+	// SlowCall is the duration above which a call counts as slow (agents
+	// measure it). 0 turns slow-call detection off.
+	SlowCall time.Duration `json:"slow_call"`
+	// SlowCallRate trips when this percentage (0-100] of the calls in
+	// Window were slow, once MinCalls were seen. 0 turns the rule off.
+	SlowCallRate float64 `json:"slow_call_rate"`
+	// OpenTimeout is the time open before half-open.
+	OpenTimeout time.Duration `json:"open_timeout"`
+	// MaxOpenTimeout caps the open time: each failed probe doubles it up
+	// to this, and a Retry-After never opens for longer.
+	MaxOpenTimeout time.Duration `json:"max_open_timeout"`
+	// HonorRetryAfter opens the breaker for the whole cluster until a
+	// reported Retry-After has passed (capped by MaxOpenTimeout).
+	HonorRetryAfter bool `json:"honor_retry_after"`
+	// HalfOpen is how a half-open breaker is probed.
+	HalfOpen HalfOpenMode `json:"half_open"`
+	// ProbeTimeout is how long one half-open probe may take; a half-open
+	// window with no result after this starts a new window.
+	ProbeTimeout time.Duration `json:"probe_timeout"`
+}
+
+// DefaultPolicy returns the defaults, which the seed article found to work
+// for LLM APIs: trip after 5 consecutive failures, stay open 60 s, double
+// up to 10 minutes, honour Retry-After.
+func DefaultPolicy() Policy {
+	return Policy{
+		ConsecutiveFailures: 5,
+		MinCalls:            20,
+		Window:              60 * time.Second,
+		OpenTimeout:         60 * time.Second,
+		MaxOpenTimeout:      10 * time.Minute,
+		HonorRetryAfter:     true,
+		HalfOpen:            HalfOpenTraffic,
+		ProbeTimeout:        30 * time.Second,
+	}
+}
+
+// PolicyError says which field of a policy is wrong and why.
+type PolicyError struct {
+	Field  string
+	Reason string
+}
+
+func (e *PolicyError) Error() string { return e.Field + ": " + e.Reason }
+
+// Validate reports the first field that is out of range.
+func (p Policy) Validate() error {
+	switch {
+	case p.ConsecutiveFailures < 0:
+		return &PolicyError{"consecutive_failures", "must be 0 (off) or more"}
+	case p.FailureRate < 0 || p.FailureRate > 100:
+		return &PolicyError{"failure_rate", fmt.Sprintf("must be a percentage in [0, 100], got %g", p.FailureRate)}
+	case p.SlowCallRate < 0 || p.SlowCallRate > 100:
+		return &PolicyError{"slow_call_rate", fmt.Sprintf("must be a percentage in [0, 100], got %g", p.SlowCallRate)}
+	case p.MinCalls < 0:
+		return &PolicyError{"min_calls", "must be 0 or more"}
+	case (p.FailureRate > 0 || p.SlowCallRate > 0) && (p.Window < time.Second || p.Window > time.Hour):
+		return &PolicyError{"window", fmt.Sprintf("must be between 1s and 1h when a rate rule is on, got %s", p.Window)}
+	case p.Window%time.Second != 0:
+		return &PolicyError{"window", fmt.Sprintf("must be whole seconds, got %s", p.Window)}
+	case p.SlowCallRate > 0 && p.SlowCall <= 0:
+		return &PolicyError{"slow_call", "must be set when slow_call_rate is on"}
+	case p.SlowCall < 0:
+		return &PolicyError{"slow_call", "must not be negative"}
+	case p.OpenTimeout < time.Millisecond:
+		return &PolicyError{"open_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.OpenTimeout)}
+	case p.MaxOpenTimeout < p.OpenTimeout:
+		return &PolicyError{"max_open_timeout", fmt.Sprintf("must be at least open_timeout (%s), got %s", p.OpenTimeout, p.MaxOpenTimeout)}
+	case p.HalfOpen != HalfOpenCanary && p.HalfOpen != HalfOpenTraffic:
+		return &PolicyError{"half_open", fmt.Sprintf("must be %q or %q, got %q", HalfOpenCanary, HalfOpenTraffic, p.HalfOpen)}
+	case p.ProbeTimeout < time.Millisecond:
+		return &PolicyError{"probe_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.ProbeTimeout)}
+	case p.ConsecutiveFailures == 0 && p.FailureRate == 0 && p.SlowCallRate == 0 && !p.HonorRetryAfter:
+		return &PolicyError{"consecutive_failures", "every trip rule is off: the breaker could never open"}
+	}
+	return nil
+}
+
+// args encodes the policy as ARGV[5..14] of every script (see common.lua).
+func (p Policy) args() ([]any, error) {
+	js, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	honor := "0"
+	if p.HonorRetryAfter {
+		honor = "1"
+	}
+	return []any{
+		strconv.Itoa(p.ConsecutiveFailures),
+		strconv.FormatFloat(p.FailureRate, 'f', -1, 64),
+		strconv.Itoa(p.MinCalls),
+		strconv.FormatInt(int64(p.Window/time.Second), 10),
+		strconv.FormatFloat(p.SlowCallRate, 'f', -1, 64),
+		strconv.FormatInt(p.OpenTimeout.Milliseconds(), 10),
+		strconv.FormatInt(p.MaxOpenTimeout.Milliseconds(), 10),
+		honor,
+		strconv.FormatInt(p.ProbeTimeout.Milliseconds(), 10),
+		string(js),
+	}, nil
+}

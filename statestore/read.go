@@ -1,0 +1,149 @@
+package statestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Snapshots reads the state of the named breakers in one pipelined round
+// trip (one per node in Redis Cluster). A breaker with no state in Redis
+// comes back closed with version 0 and an empty Gen.
+func (s *Store) Snapshots(ctx context.Context, names []string) ([]Snapshot, error) {
+	out := make([]Snapshot, len(names))
+	if len(names) == 0 {
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			return nil, wrapRedis(ctx, err)
+		}
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	timeCmd := pipe.Time(ctx)
+	cmds := make([]*redis.SliceCmd, len(names))
+	for i, n := range names {
+		if !ValidName(n) {
+			return nil, ErrInvalidName
+		}
+		cmds[i] = pipe.HMGet(ctx, s.stateKey(n), "state", "override", "version", "epoch", "gen", "open_until", "override_until")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrapRedis(ctx, err)
+	}
+	now := timeCmd.Val().UnixMilli()
+	for i, c := range cmds {
+		v := c.Val()
+		sn := Snapshot{Name: names[i], State: StateClosed}
+		if len(v) == 7 && v[0] != nil {
+			sn.State = State(str(v[0]))
+			sn.Override = Override(str(v[1]))
+			sn.Version = atoi(str(v[2]))
+			sn.Epoch = atoi(str(v[3]))
+			sn.Gen = str(v[4])
+			switch {
+			case sn.Override == OverrideOpen:
+				sn.RetryInMS = -1
+				if until := atoi(str(v[6])); until > 0 {
+					sn.RetryInMS = max(until-now, 0)
+				}
+			case sn.Override == OverrideNone && sn.State == StateOpen:
+				sn.RetryInMS = max(atoi(str(v[5]))-now, 0)
+			}
+		}
+		out[i] = sn
+	}
+	return out, nil
+}
+
+// Policy reads the policy last written for a breaker by a coordinator, for
+// agents that need it for their local breakers. ok is false when no
+// coordinator has written one yet.
+func (s *Store) Policy(ctx context.Context, name string) (p Policy, ok bool, err error) {
+	if !ValidName(name) {
+		return Policy{}, false, ErrInvalidName
+	}
+	js, err := s.rdb.HGet(ctx, s.stateKey(name), "policy").Result()
+	if errors.Is(err, redis.Nil) {
+		return Policy{}, false, nil
+	}
+	if err != nil {
+		return Policy{}, false, wrapRedis(ctx, err)
+	}
+	if err := json.Unmarshal([]byte(js), &p); err != nil {
+		return Policy{}, false, fmt.Errorf("%w: stored policy of %s: %v", ErrUnavailable, name, err)
+	}
+	return p, true, nil
+}
+
+// Register adds names to the registry of known breakers, which the
+// coordinators' timers walk. It is idempotent.
+func (s *Store) Register(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	members := make([]any, len(names))
+	for i, n := range names {
+		if !ValidName(n) {
+			return ErrInvalidName
+		}
+		members[i] = n
+	}
+	if err := s.rdb.SAdd(ctx, s.registryKey(), members...).Err(); err != nil {
+		return wrapRedis(ctx, err)
+	}
+	return nil
+}
+
+// Names lists the registered breakers, sorted.
+func (s *Store) Names(ctx context.Context) ([]string, error) {
+	names, err := s.rdb.SMembers(ctx, s.registryKey()).Result()
+	if err != nil {
+		return nil, wrapRedis(ctx, err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return wrapRedis(ctx, err)
+	}
+	return nil
+}
+
+// Subscribe subscribes to the channel on which every transition is
+// published. Decode each message's payload with DecodeMessage.
+func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
+	return s.rdb.Subscribe(ctx, s.channel)
+}
+
+// DecodeMessage decodes a pub/sub payload into the snapshot it announces.
+func DecodeMessage(payload string) (Snapshot, error) {
+	var sn Snapshot
+	if err := json.Unmarshal([]byte(payload), &sn); err != nil {
+		return Snapshot{}, fmt.Errorf("statestore: bad change message: %w", err)
+	}
+	if !ValidName(sn.Name) {
+		return Snapshot{}, fmt.Errorf("statestore: bad change message: %w", ErrInvalidName)
+	}
+	switch sn.State {
+	case StateClosed, StateOpen, StateHalfOpen:
+	default:
+		return Snapshot{}, fmt.Errorf("statestore: bad change message: unknown state %q", sn.State)
+	}
+	switch sn.Override {
+	case OverrideNone, OverrideOpen, OverrideClosed:
+	default:
+		return Snapshot{}, fmt.Errorf("statestore: bad change message: unknown override %q", sn.Override)
+	}
+	return sn, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

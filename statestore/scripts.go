@@ -1,0 +1,46 @@
+package statestore
+
+import (
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed common.lua
+	commonLua string
+	//go:embed report.lua
+	reportLua string
+	//go:embed tick.lua
+	tickLua string
+	//go:embed probe.lua
+	probeLua string
+	//go:embed force.lua
+	forceLua string
+	//go:embed release.lua
+	releaseLua string
+	//go:embed reset.lua
+	resetLua string
+	//go:embed permit.lua
+	permitLua string
+)
+
+// Each script is common.lua followed by its own file, so the shared
+// helpers run inside the same atomic call.
+var (
+	reportScript  = redis.NewScript(commonLua + reportLua)
+	tickScript    = redis.NewScript(commonLua + tickLua)
+	probeScript   = redis.NewScript(commonLua + probeLua)
+	forceScript   = redis.NewScript(commonLua + forceLua)
+	releaseScript = redis.NewScript(commonLua + releaseLua)
+	resetScript   = redis.NewScript(commonLua + resetLua)
+	permitScript  = redis.NewScript(commonLua + permitLua)
+)
+
+// reply codes (common.lua).
+const (
+	codeNone       = "0"
+	codeTransition = "1"
+	codeStale      = "2"
+	codeGranted    = "3"
+)

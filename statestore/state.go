@@ -1,0 +1,91 @@
+package statestore
+
+import (
+	"time"
+)
+
+// State is where a breaker is in its state machine.
+type State string
+
+const (
+	StateClosed   State = "closed"
+	StateOpen     State = "open"
+	StateHalfOpen State = "half_open"
+)
+
+// Override is an operator's override on top of the state machine.
+type Override string
+
+const (
+	// OverrideNone: the state machine decides.
+	OverrideNone Override = ""
+	// OverrideOpen: everyone fails fast; no probe runs.
+	OverrideOpen Override = "open"
+	// OverrideClosed: everyone passes; nothing trips.
+	OverrideClosed Override = "closed"
+)
+
+// Snapshot is a breaker's cluster state as agents mirror it.
+type Snapshot struct {
+	Name     string   `json:"name"`
+	State    State    `json:"state"`
+	Override Override `json:"override"`
+	// Version grows by one with every transition of this incarnation.
+	Version int64 `json:"version"`
+	// Epoch numbers the half-open windows; a probe result names its epoch.
+	Epoch int64 `json:"epoch"`
+	// Gen names this incarnation of the breaker's state: it changes when
+	// the state is created again (for example after Redis lost its data),
+	// so a version from an older incarnation is never compared with a new
+	// one. Empty when the breaker has no state in Redis (closed).
+	Gen string `json:"gen"`
+	// RetryInMS is how long until an open breaker goes half-open, as seen
+	// by Redis when the snapshot was taken; -1 when forced open with no
+	// ttl, 0 when not open.
+	RetryInMS int64 `json:"retry_in_ms"`
+}
+
+// Effective is the state as callers experience it: the override when there
+// is one ("forced_open", "forced_closed"), the state otherwise.
+func (s Snapshot) Effective() string {
+	if s.Override != OverrideNone {
+		return "forced_" + string(s.Override)
+	}
+	return string(s.State)
+}
+
+// Newer reports whether s should replace cur in a mirror: it belongs to
+// another incarnation, or it has a higher version.
+func (s Snapshot) Newer(cur Snapshot) bool {
+	return s.Gen != cur.Gen || s.Version > cur.Version
+}
+
+// Transition is one change of a breaker's state, as journaled.
+type Transition struct {
+	Event        string    `json:"event"`
+	Breaker      string    `json:"breaker"`
+	OldState     string    `json:"old_state"`
+	NewState     string    `json:"new_state"`
+	Version      int64     `json:"version"`
+	Reason       string    `json:"reason"`
+	FailureCount int64     `json:"failure_count"`
+	LastError    string    `json:"last_error"`
+	Actor        string    `json:"actor"`
+	Time         time.Time `json:"timestamp"`
+}
+
+// Result is what a script did.
+type Result struct {
+	Snapshot
+	// Transition is set when the call changed the state.
+	Transition *Transition
+	// Stale is set when a probe result was fenced out: the breaker had
+	// already moved on to another epoch or state.
+	Stale bool
+	// Granted is set when a permit was granted.
+	Granted bool
+	// FailureCount is the cluster-wide consecutive failure count.
+	FailureCount int64
+	// LastError is the last failure reported.
+	LastError string
+}
