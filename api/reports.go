@@ -1,0 +1,31 @@
+package api
+
+import (
+	"mime"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fusebox-io/fusebox/report"
+)
+
+func (s *Server) registerReportRoutes() {
+	s.e.POST("/v1/reports", s.postReport)
+}
+
+// postReport applies an agent's outcome batch and answers with the current
+// state of the breakers it names.
+func (s *Server) postReport(c echo.Context) error {
+	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt != echo.MIMEApplicationJSON {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "want Content-Type: application/json")
+	}
+	rep, err := report.Decode(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	snaps, err := s.ingest.Ingest(c.Request().Context(), rep)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, report.Response{Breakers: snaps})
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRun_DevModeServesAndShutsDown(t *testing.T) {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	env := map[string]string{"FUSEBOX_LOG_FORMAT": "json"}
+	go func() {
+		done <- run(ctx, []string{"--dev", "--listen", "127.0.0.1:0", "--dev-redis-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw)
+		pw.Close()
+	}()
+	apiRe := regexp.MustCompile(`API:\s+(http://\S+)`)
+	redisRe := regexp.MustCompile(`Redis:\s+(redis://\S+)`)
+	var apiURL, redisURL string
+	sc := bufio.NewScanner(pr)
+	go func() {
+		<-time.After(10 * time.Second)
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}()
+	for sc.Scan() && (apiURL == "" || redisURL == "") {
+		if m := apiRe.FindStringSubmatch(sc.Text()); m != nil {
+			apiURL = m[1]
+		}
+		if m := redisRe.FindStringSubmatch(sc.Text()); m != nil {
+			redisURL = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if apiURL == "" || redisURL == "" {
+		t.Fatalf("dev mode did not print its addresses (api %q, redis %q)", apiURL, redisURL)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(apiURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Post(apiURL+"/v1/reports", "application/json", strings.NewReader(`{"agent":"a","breakers":[{"name":"x","fail":5,"trailing_fail":5}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"state":"open"`) {
+		t.Fatalf("report: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after cancellation", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancellation")
+	}
+}
+
+func TestRun_BadInputFailsAtStart(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad tick env", nil, map[string]string{"FUSEBOX_TICK": "often"}, "FUSEBOX_TICK"},
+		{"bad dev env", nil, map[string]string{"FUSEBOX_DEV": "sure"}, "FUSEBOX_DEV"},
+		{"missing config", []string{"--config", "/nonexistent/fusebox.yaml"}, nil, "/nonexistent/fusebox.yaml"},
+		{"bad redis url", []string{"--redis-url", "mysql://x"}, nil, "scheme"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// PolicySpec is a policy as written in the file: a missing field inherits.
+type PolicySpec struct {
+	ConsecutiveFailures *int                     `yaml:"consecutive_failures"`
+	FailureRate         *float64                 `yaml:"failure_rate"`
+	MinCalls            *int                     `yaml:"min_calls"`
+	Window              *Duration                `yaml:"window"`
+	SlowCall            *Duration                `yaml:"slow_call"`
+	SlowCallRate        *float64                 `yaml:"slow_call_rate"`
+	OpenTimeout         *Duration                `yaml:"open_timeout"`
+	MaxOpenTimeout      *Duration                `yaml:"max_open_timeout"`
+	HonorRetryAfter     *bool                    `yaml:"honor_retry_after"`
+	HalfOpen            *statestore.HalfOpenMode `yaml:"half_open"`
+	ProbeTimeout        *Duration                `yaml:"probe_timeout"`
+}
+
+type file struct {
+	Defaults PolicySpec            `yaml:"defaults"`
+	Breakers map[string]PolicySpec `yaml:"breakers"`
+}
+
+// Config is a loaded, validated config file.
+type Config struct {
+	// Defaults is the policy of every breaker the file does not name.
+	Defaults statestore.Policy
+	// Breakers holds the resolved policy of each breaker the file names.
+	Breakers map[string]statestore.Policy
+}
+
+// Default is the config used when no file is given: built-in defaults.
+func Default() *Config {
+	return &Config{Defaults: statestore.DefaultPolicy(), Breakers: map[string]statestore.Policy{}}
+}
+
+// Policy returns the policy of a breaker: its own entry, or the defaults.
+func (c *Config) Policy(name string) statestore.Policy {
+	if p, ok := c.Breakers[name]; ok {
+		return p
+	}
+	return c.Defaults
+}
+
+// Names lists the breakers the file names, sorted.
+func (c *Config) Names() []string {
+	return slices.Sorted(maps.Keys(c.Breakers))
+}
+
+// Error is a problem with the config file, naming the field.
+type Error struct {
+	Path   string // the file, when read from one
+	Field  string // e.g. "breakers.openai.failure_rate"; empty for syntax errors
+	Reason string
+}
+
+func (e *Error) Error() string {
+	where := "config"
+	if e.Path != "" {
+		where += " " + e.Path
+	}
+	if e.Field != "" {
+		return where + ": " + e.Field + ": " + e.Reason
+	}
+	return where + ": " + e.Reason
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Path: path, Reason: err.Error()}
+	}
+	c, err := Parse(data)
+	if err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.Path = path
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse reads and validates a config file's contents. Unknown fields are
+// errors, so a typo never silently falls back to a default.
+func Parse(data []byte) (*Config, error) {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Error{Reason: err.Error()}
+	}
+	defaults, err := resolve(statestore.DefaultPolicy(), f.Defaults, "defaults")
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers))}
+	for _, name := range slices.Sorted(maps.Keys(f.Breakers)) {
+		if !statestore.ValidName(name) {
+			return nil, &Error{Field: "breakers." + name, Reason: "invalid breaker name: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"}
+		}
+		p, err := resolve(defaults, f.Breakers[name], "breakers."+name)
+		if err != nil {
+			return nil, err
+		}
+		c.Breakers[name] = p
+	}
+	return c, nil
+}
+
+func resolve(base statestore.Policy, s PolicySpec, field string) (statestore.Policy, error) {
+	p := base
+	set(&p.ConsecutiveFailures, s.ConsecutiveFailures)
+	set(&p.FailureRate, s.FailureRate)
+	set(&p.MinCalls, s.MinCalls)
+	setDur(&p.Window, s.Window)
+	setDur(&p.SlowCall, s.SlowCall)
+	set(&p.SlowCallRate, s.SlowCallRate)
+	setDur(&p.OpenTimeout, s.OpenTimeout)
+	setDur(&p.MaxOpenTimeout, s.MaxOpenTimeout)
+	set(&p.HonorRetryAfter, s.HonorRetryAfter)
+	set(&p.HalfOpen, s.HalfOpen)
+	setDur(&p.ProbeTimeout, s.ProbeTimeout)
+	if err := p.Validate(); err != nil {
+		var pe *statestore.PolicyError
+		if errors.As(err, &pe) {
+			return p, &Error{Field: field + "." + pe.Field, Reason: pe.Reason}
+		}
+		return p, &Error{Field: field, Reason: err.Error()}
+	}
+	return p, nil
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func setDur(dst *time.Duration, v *Duration) {
+	if v != nil {
+		*dst = time.Duration(*v)
+	}
+}

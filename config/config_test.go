@@ -1,0 +1,106 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fusebox-io/fusebox/config"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+func TestParse_ResolvesFieldByField(t *testing.T) {
+	c, err := config.Parse([]byte(`
+defaults:
+  open_timeout: 30s
+  consecutive_failures: 3
+breakers:
+  openai:
+    failure_rate: 50
+    min_calls: 10
+    window: 30s
+    half_open: canary
+  anthropic: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := statestore.DefaultPolicy()
+	want.OpenTimeout = 30 * time.Second
+	want.ConsecutiveFailures = 3
+	if c.Defaults != want {
+		t.Fatalf("defaults = %+v, want %+v", c.Defaults, want)
+	}
+	if got := c.Policy("anthropic"); got != want {
+		t.Fatalf("anthropic = %+v, want the defaults", got)
+	}
+	if got := c.Policy("never-named"); got != want {
+		t.Fatalf("an unnamed breaker = %+v, want the defaults", got)
+	}
+	oa := c.Policy("openai")
+	if oa.OpenTimeout != 30*time.Second || oa.ConsecutiveFailures != 3 || oa.FailureRate != 50 ||
+		oa.MinCalls != 10 || oa.Window != 30*time.Second || oa.HalfOpen != statestore.HalfOpenCanary {
+		t.Fatalf("openai = %+v", oa)
+	}
+	if names := c.Names(); len(names) != 2 || names[0] != "anthropic" || names[1] != "openai" {
+		t.Fatalf("names = %v", names)
+	}
+}
+
+func TestParse_EmptyFileIsDefaults(t *testing.T) {
+	c, err := config.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Defaults != statestore.DefaultPolicy() {
+		t.Fatalf("defaults = %+v", c.Defaults)
+	}
+}
+
+func TestParse_BadFilesNameTheFieldAndReason(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown field", "defaults:\n  consecutive_failure: 3\n", "consecutive_failure"},
+		{"rate over 100", "breakers:\n  openai:\n    failure_rate: 150\n", "breakers.openai.failure_rate: must be a percentage"},
+		{"duration without unit", "defaults:\n  open_timeout: 60\n", "want a duration with a unit"},
+		{"bad duration", "defaults:\n  open_timeout: soon\n", "want a duration with a unit"},
+		{"max below open", "defaults:\n  open_timeout: 5m\n  max_open_timeout: 1m\n", "defaults.max_open_timeout: must be at least open_timeout"},
+		{"bad name", "breakers:\n  \"open ai\": {}\n", "breakers.open ai: invalid breaker name"},
+		{"bad half-open mode", "defaults:\n  half_open: sometimes\n", "defaults.half_open"},
+		{"slow rate without slow call", "defaults:\n  slow_call_rate: 50\n", "defaults.slow_call: must be set"},
+		{"every rule off", "defaults:\n  consecutive_failures: 0\n  honor_retry_after: false\n", "could never open"},
+		{"wrong type", "defaults:\n  consecutive_failures: many\n", "line 2"},
+		{"not yaml", "defaults: [\n", "config"},
+		{"negative", "breakers:\n  x:\n    min_calls: -1\n", "breakers.x.min_calls"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.yaml))
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want *config.Error", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoad_NamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fusebox.yaml")
+	if err := os.WriteFile(path, []byte("defaults:\n  failure_rate: 101\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "defaults.failure_rate") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("a missing file loaded")
+	}
+}

@@ -1,0 +1,216 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fusebox-io/fusebox/report"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// Policies gives each breaker's policy.
+type Policies interface {
+	Policy(name string) statestore.Policy
+	// Names lists the breakers configured by name.
+	Names() []string
+}
+
+// Config tunes a Coordinator. A zero field means the default on its
+// comment.
+type Config struct {
+	// ID names this coordinator in the journal and logs. Default:
+	// "coordinator-<hostname>-<pid>".
+	ID string
+	// TickInterval is how often due breakers are moved on. Default 100ms.
+	TickInterval time.Duration
+	// RegistryRefresh is how often the list of breakers is re-read from
+	// Redis. Default 5s.
+	RegistryRefresh time.Duration
+	// Logger receives one line per transition. Default: discard.
+	Logger *zerolog.Logger
+}
+
+// Coordinator applies reports and runs the breaker timers.
+type Coordinator struct {
+	cfg      Config
+	store    *statestore.Store
+	policies Policies
+	log      zerolog.Logger
+
+	mu    sync.Mutex
+	known map[string]bool // guarded by mu; names registered in Redis by this process
+}
+
+// New returns a Coordinator. It does no I/O.
+func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, error) {
+	if store == nil || policies == nil {
+		return nil, errors.New("coordinator: store and policies are required")
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("coordinator-%s-%d", host, os.Getpid())
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.RegistryRefresh <= 0 {
+		cfg.RegistryRefresh = 5 * time.Second
+	}
+	log := zerolog.Nop()
+	if cfg.Logger != nil {
+		log = *cfg.Logger
+	}
+	return &Coordinator{cfg: cfg, store: store, policies: policies, log: log, known: map[string]bool{}}, nil
+}
+
+// ID is the coordinator's name in the journal.
+func (c *Coordinator) ID() string { return c.cfg.ID }
+
+// Ingest applies one agent's report and returns the current state of the
+// breakers it names. It returns an error wrapping
+// statestore.ErrUnavailable when Redis cannot be reached; the breakers
+// applied before the failure stay applied.
+func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore.Snapshot, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if err := c.register(ctx, r.Breakers); err != nil {
+		return nil, err
+	}
+	out := make([]statestore.Snapshot, 0, len(r.Breakers))
+	for _, b := range r.Breakers {
+		res, err := c.store.Report(ctx, b.Name, c.policies.Policy(b.Name), r.Agent, b.Batch())
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: report for %s: %w", b.Name, err)
+		}
+		c.logTransition(res)
+		if res.Transition != nil {
+			// Re-register on every transition: the registry may have been
+			// lost with Redis's data while this process remembered it.
+			_ = c.store.Register(ctx, b.Name)
+		}
+		out = append(out, res.Snapshot)
+	}
+	return out, nil
+}
+
+func (c *Coordinator) register(ctx context.Context, bs []report.Breaker) error {
+	var fresh []string
+	c.mu.Lock()
+	for _, b := range bs {
+		if !c.known[b.Name] {
+			fresh = append(fresh, b.Name)
+		}
+	}
+	c.mu.Unlock()
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := c.store.Register(ctx, fresh...); err != nil {
+		return fmt.Errorf("coordinator: register breakers: %w", err)
+	}
+	c.mu.Lock()
+	for _, n := range fresh {
+		c.known[n] = true
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// Ready reports whether Redis answers.
+func (c *Coordinator) Ready(ctx context.Context) error { return c.store.Ping(ctx) }
+
+// Run moves due breakers on every TickInterval until ctx ends. Redis
+// errors are logged and retried on the next tick; Run returns nil on
+// cancellation.
+func (c *Coordinator) Run(ctx context.Context) error {
+	if err := c.store.Register(ctx, c.policies.Names()...); err != nil && ctx.Err() == nil {
+		c.log.Warn().Err(err).Msg("register configured breakers")
+	}
+	ticker := time.NewTicker(c.cfg.TickInterval)
+	defer ticker.Stop()
+	var names []string
+	var refreshed time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+		if names == nil || time.Since(refreshed) >= c.cfg.RegistryRefresh {
+			if n, err := c.names(ctx); err == nil {
+				names, refreshed = n, time.Now()
+			} else if ctx.Err() == nil {
+				c.log.Warn().Err(err).Msg("read breaker registry")
+			}
+		}
+		if err := c.tick(ctx, names); err != nil && ctx.Err() == nil {
+			c.log.Warn().Err(err).Msg("tick")
+		}
+	}
+}
+
+// names is the registry, plus configured names and names this process saw.
+func (c *Coordinator) names(ctx context.Context) ([]string, error) {
+	reg, err := c.store.Names(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all := append(reg, c.policies.Names()...)
+	c.mu.Lock()
+	for n := range c.known {
+		all = append(all, n)
+	}
+	c.mu.Unlock()
+	slices.Sort(all)
+	return slices.Compact(all), nil
+}
+
+// tick runs the tick script on every breaker that may be due: open,
+// half-open or overridden. Closed breakers cost one pipelined read.
+func (c *Coordinator) tick(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	snaps, err := c.store.Snapshots(ctx, names)
+	if err != nil {
+		return err
+	}
+	for _, s := range snaps {
+		if s.State == statestore.StateClosed && s.Override == statestore.OverrideNone {
+			continue
+		}
+		res, err := c.store.Tick(ctx, s.Name, c.policies.Policy(s.Name), c.cfg.ID)
+		if err != nil {
+			return err
+		}
+		c.logTransition(res)
+	}
+	return nil
+}
+
+func (c *Coordinator) logTransition(r statestore.Result) {
+	t := r.Transition
+	if t == nil {
+		return
+	}
+	c.log.Info().
+		Str("event", t.Event).
+		Str("breaker", t.Breaker).
+		Str("old_state", t.OldState).
+		Str("new_state", t.NewState).
+		Int64("version", t.Version).
+		Str("reason", t.Reason).
+		Int64("failure_count", t.FailureCount).
+		Str("last_error", t.LastError).
+		Str("actor", t.Actor).
+		Time("timestamp", t.Time).
+		Msg("transition")
+}

@@ -1,0 +1,147 @@
+package coordinator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fusebox-io/fusebox/config"
+	"github.com/fusebox-io/fusebox/coordinator"
+	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/report"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCoordinator_IngestAndTimers(t *testing.T) {
+	b := redistest.Real(t)
+	store, err := statestore.New(b.Client, statestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("breakers:\n  openai:\n    open_timeout: 200ms\n    max_open_timeout: 1s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := zerolog.New(&logs)
+	// Two coordinators on one Redis, as in production.
+	var coords []*coordinator.Coordinator
+	for _, id := range []string{"c1", "c2"} {
+		c, err := coordinator.New(coordinator.Config{ID: id, TickInterval: 10 * time.Millisecond, Logger: &log}, store, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coords = append(coords, c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, c := range coords {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	snaps, err := coords[0].Ingest(ctx, report.Report{Agent: "a1", Breakers: []report.Breaker{{Name: "openai", Fail: 5, TrailingFail: 5, LastError: "HTTP 503"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snaps[0].State != statestore.StateOpen {
+		t.Fatalf("after 5 failures: %+v", snaps[0])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := store.Snapshots(ctx, []string{"openai"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s[0].State == statestore.StateHalfOpen {
+			if s[0].Epoch != 1 {
+				t.Fatalf("epoch %d after one open window, want 1", s[0].Epoch)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s 5s after a 200ms open timeout", s[0].State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Exactly one coordinator made the half-open transition, and both
+	// transitions were logged with the fields an incident review needs.
+	var trip, half int
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if ev["message"] != "transition" {
+			continue
+		}
+		for _, k := range []string{"event", "breaker", "old_state", "new_state", "version", "reason", "failure_count", "last_error", "actor", "timestamp"} {
+			if _, ok := ev[k]; !ok {
+				t.Errorf("transition log lacks %q: %s", k, line)
+			}
+		}
+		switch ev["event"] {
+		case "trip":
+			trip++
+			if ev["last_error"] != "HTTP 503" || ev["failure_count"] != float64(5) || ev["actor"] != "a1" {
+				t.Errorf("trip log = %s", line)
+			}
+		case "half_open":
+			half++
+		}
+	}
+	if trip != 1 || half != 1 {
+		t.Fatalf("logged %d trips and %d half-opens, want 1 and 1:\n%s", trip, half, logs.String())
+	}
+	names, err := store.Names(ctx)
+	if err != nil || len(names) != 1 || names[0] != "openai" {
+		t.Fatalf("registry = %v %v", names, err)
+	}
+}
+
+func TestCoordinator_IngestRefusesInvalidReports(t *testing.T) {
+	b := redistest.Mini(t)
+	store, _ := statestore.New(b.Client, statestore.Options{})
+	c, err := coordinator.New(coordinator.Config{}, store, config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Ingest(context.Background(), report.Report{Agent: "a1", Breakers: []report.Breaker{{Name: "bad name"}}})
+	if err == nil {
+		t.Fatal("invalid report ingested")
+	}
+	if n, _ := store.Names(context.Background()); len(n) != 0 {
+		t.Fatalf("invalid report registered %v", n)
+	}
+}
