@@ -14,12 +14,41 @@ import (
 // trip (one per node in Redis Cluster). A breaker with no state in Redis
 // comes back closed with version 0 and an empty Gen.
 func (s *Store) Snapshots(ctx context.Context, names []string) ([]Snapshot, error) {
-	out := make([]Snapshot, len(names))
+	entries, err := s.read(ctx, names, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Snapshot, len(entries))
+	for i, e := range entries {
+		out[i] = e.Snapshot
+	}
+	return out, nil
+}
+
+// MirrorEntry is what an agent mirrors of one breaker: its snapshot and
+// the policy its coordinators last applied (nil when none has yet).
+type MirrorEntry struct {
+	Snapshot
+	Policy *Policy
+}
+
+// ReadMirror is Snapshots plus each breaker's policy, in the same round
+// trip: what an agent's resync needs.
+func (s *Store) ReadMirror(ctx context.Context, names []string) ([]MirrorEntry, error) {
+	return s.read(ctx, names, true)
+}
+
+func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]MirrorEntry, error) {
+	out := make([]MirrorEntry, len(names))
 	if len(names) == 0 {
 		if err := s.rdb.Ping(ctx).Err(); err != nil {
 			return nil, wrapRedis(ctx, err)
 		}
 		return out, nil
+	}
+	fields := []string{"state", "override", "version", "epoch", "gen", "open_until", "override_until"}
+	if withPolicy {
+		fields = append(fields, "policy")
 	}
 	pipe := s.rdb.Pipeline()
 	timeCmd := pipe.Time(ctx)
@@ -28,7 +57,7 @@ func (s *Store) Snapshots(ctx context.Context, names []string) ([]Snapshot, erro
 		if !ValidName(n) {
 			return nil, ErrInvalidName
 		}
-		cmds[i] = pipe.HMGet(ctx, s.stateKey(n), "state", "override", "version", "epoch", "gen", "open_until", "override_until")
+		cmds[i] = pipe.HMGet(ctx, s.stateKey(n), fields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, wrapRedis(ctx, err)
@@ -37,7 +66,8 @@ func (s *Store) Snapshots(ctx context.Context, names []string) ([]Snapshot, erro
 	for i, c := range cmds {
 		v := c.Val()
 		sn := Snapshot{Name: names[i], State: StateClosed}
-		if len(v) == 7 && v[0] != nil {
+		var pol *Policy
+		if len(v) == len(fields) && v[0] != nil {
 			sn.State = State(str(v[0]))
 			sn.Override = Override(str(v[1]))
 			sn.Version = atoi(str(v[2]))
@@ -52,8 +82,14 @@ func (s *Store) Snapshots(ctx context.Context, names []string) ([]Snapshot, erro
 			case sn.Override == OverrideNone && sn.State == StateOpen:
 				sn.RetryInMS = max(atoi(str(v[5]))-now, 0)
 			}
+			if withPolicy {
+				var p Policy
+				if js := str(v[7]); js != "" && json.Unmarshal([]byte(js), &p) == nil {
+					pol = &p
+				}
+			}
 		}
-		out[i] = sn
+		out[i] = MirrorEntry{Snapshot: sn, Policy: pol}
 	}
 	return out, nil
 }

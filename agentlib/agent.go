@@ -1,0 +1,270 @@
+package agentlib
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// Config configures an Agent. A zero field means the default on its
+// comment.
+type Config struct {
+	// CoordinatorURL is the coordinator's base URL, e.g.
+	// "http://127.0.0.1:8080". A comma-separated list names several; the
+	// agent moves to the next when one fails. Required.
+	CoordinatorURL string
+	// RedisURL is the Redis the coordinators use (see statestore.Dial for
+	// the forms). Required unless Redis is set.
+	RedisURL string
+	// Redis is used instead of RedisURL when set; the agent does not
+	// close it.
+	Redis redis.UniversalClient
+	// Prefix of the Redis keys and channel; must match the coordinators'.
+	// Default "fusebox".
+	Prefix string
+	// AgentID names this agent in reports and the journal. Default
+	// "<hostname>-<pid>".
+	AgentID string
+	// FlushInterval is how often pending outcomes are sent; a failure is
+	// sent at once. Default 10ms.
+	FlushInterval time.Duration
+	// ResyncInterval bounds how stale the mirror can be when pub/sub
+	// messages are lost: every interval the agent compares versions with
+	// Redis in one round trip. It is also the heartbeat interval and how
+	// often a degraded agent checks whether it can leave degraded mode.
+	// Default 1s.
+	ResyncInterval time.Duration
+	// RequestTimeout bounds each call to the coordinator and each resync.
+	// Default 1s.
+	RequestTimeout time.Duration
+	// PermitTimeout bounds the one Redis call that asks for a traffic-mode
+	// half-open permit. Default 250ms.
+	PermitTimeout time.Duration
+	// DefaultPolicy is used for local (degraded) breakers until the
+	// cluster's policy for a breaker is known. Default
+	// statestore.DefaultPolicy().
+	DefaultPolicy *statestore.Policy
+	// Classify turns Execute's error into an Outcome. Default
+	// DefaultClassify.
+	Classify func(ctx context.Context, err error) Outcome
+	// HTTPClient sends reports. Default: a pooled client with
+	// RequestTimeout.
+	HTTPClient *http.Client
+	// Logger receives mode changes and errors. Default: discard.
+	Logger *zerolog.Logger
+	// Clock is read for slow-call durations and retry times. Default: the
+	// wall clock.
+	Clock Clock
+}
+
+// Agent mirrors the cluster's breakers and reports outcomes.
+type Agent struct {
+	cfg       Config
+	log       zerolog.Logger
+	clock     Clock
+	store     *statestore.Store
+	ownsRedis bool
+	http      *http.Client
+	coords    []string
+	coordIdx  atomic.Uint32
+	policy    statestore.Policy // default policy for local breakers
+
+	mu       sync.Mutex
+	breakers map[string]*Breaker // guarded by mu
+	list     atomic.Pointer[[]*Breaker]
+
+	degraded atomic.Bool
+	health   health
+
+	urgent     chan struct{}
+	resyncKick chan struct{}
+	cancel     context.CancelFunc
+	flushStop  chan struct{}
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+// New starts an agent: its flusher, its subscription and its resync
+// timer. It does not wait for Redis or the coordinator: until the first
+// resync every breaker is closed, and an unreachable Redis or coordinator
+// puts the agent in degraded mode.
+func New(cfg Config) (*Agent, error) {
+	if cfg.CoordinatorURL == "" {
+		return nil, fmt.Errorf("%w: CoordinatorURL is required", ErrInvalidConfig)
+	}
+	var coords []string
+	for _, raw := range strings.Split(cfg.CoordinatorURL, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%w: CoordinatorURL %q: want http(s)://host:port", ErrInvalidConfig, raw)
+		}
+		coords = append(coords, strings.TrimRight(u.String(), "/"))
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 10 * time.Millisecond
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = time.Second
+	}
+	if cfg.PermitTimeout <= 0 {
+		cfg.PermitTimeout = 250 * time.Millisecond
+	}
+	if cfg.AgentID == "" {
+		host, _ := os.Hostname()
+		cfg.AgentID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	policy := statestore.DefaultPolicy()
+	if cfg.DefaultPolicy != nil {
+		policy = *cfg.DefaultPolicy
+	}
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: DefaultPolicy: %v", ErrInvalidConfig, err)
+	}
+	if cfg.Classify == nil {
+		cfg.Classify = DefaultClassify
+	}
+	rdb, owns := cfg.Redis, false
+	if rdb == nil {
+		if cfg.RedisURL == "" {
+			return nil, fmt.Errorf("%w: RedisURL or Redis is required", ErrInvalidConfig)
+		}
+		var err error
+		if rdb, err = statestore.Dial(cfg.RedisURL); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+		owns = true
+	}
+	store, err := statestore.New(rdb, statestore.Options{Prefix: cfg.Prefix})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{
+			Timeout: cfg.RequestTimeout,
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: cfg.RequestTimeout}).DialContext,
+				MaxIdleConnsPerHost: 4,
+				IdleConnTimeout:     90 * time.Second,
+			},
+		}
+	}
+	log := zerolog.Nop()
+	if cfg.Logger != nil {
+		log = cfg.Logger.With().Str("component", "agent").Str("agent", cfg.AgentID).Logger()
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = wallClock{}
+	}
+	a := &Agent{
+		cfg:        cfg,
+		log:        log,
+		clock:      clock,
+		store:      store,
+		ownsRedis:  owns,
+		http:       hc,
+		coords:     coords,
+		policy:     policy,
+		breakers:   map[string]*Breaker{},
+		urgent:     make(chan struct{}, 1),
+		resyncKick: make(chan struct{}, 1),
+		flushStop:  make(chan struct{}),
+	}
+	a.health.redisOK, a.health.coordOK = true, true
+	empty := []*Breaker{}
+	a.list.Store(&empty)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); a.flushLoop() }()
+	go func() { defer a.wg.Done(); a.subscribeLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.resyncLoop(ctx) }()
+	return a, nil
+}
+
+// ID is the agent's name in reports.
+func (a *Agent) ID() string { return a.cfg.AgentID }
+
+// Breaker returns the breaker called name, creating it on first use.
+// Keep the handle: Allow on it is the hot path.
+func (a *Agent) Breaker(name string) (*Breaker, error) {
+	if !statestore.ValidName(name) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	a.mu.Lock()
+	b, ok := a.breakers[name]
+	if !ok {
+		b = newBreaker(a, name)
+		a.breakers[name] = b
+		list := make([]*Breaker, 0, len(a.breakers))
+		for _, x := range a.breakers {
+			list = append(list, x)
+		}
+		a.list.Store(&list)
+	}
+	a.mu.Unlock()
+	if !ok {
+		if a.degraded.Load() {
+			b.enterDegraded(a.clock.Now())
+		}
+		a.kickResync()
+	}
+	return b, nil
+}
+
+// Degraded reports whether the agent is deciding on local breakers
+// because Redis or the coordinator cannot be reached.
+func (a *Agent) Degraded() bool { return a.degraded.Load() }
+
+// Close flushes pending outcomes (bounded by RequestTimeout) and stops
+// the agent. Breakers keep answering Allow from their last state.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		close(a.flushStop)
+		a.cancel()
+		a.wg.Wait()
+		if a.ownsRedis {
+			_ = a.store.Client().Close()
+		}
+	})
+	return nil
+}
+
+func (a *Agent) breakerList() []*Breaker { return *a.list.Load() }
+
+func (a *Agent) lookup(name string) *Breaker {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.breakers[name]
+}
+
+func (a *Agent) kickUrgent() {
+	select {
+	case a.urgent <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) kickResync() {
+	select {
+	case a.resyncKick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,135 @@
+package agentlib
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/fusebox-io/fusebox/report"
+)
+
+// flushLoop sends pending outcomes every FlushInterval, at once after a
+// failure (coalesced: one report carries every failure that arrived while
+// the previous one was in flight), and a heartbeat every ResyncInterval.
+// It owns the report path; on stop it sends what is pending, once.
+func (a *Agent) flushLoop() {
+	ticker := time.NewTicker(a.cfg.FlushInterval)
+	defer ticker.Stop()
+	var lastSent time.Time
+	for {
+		final := false
+		select {
+		case <-a.flushStop:
+			final = true
+		case <-a.urgent:
+		case <-ticker.C:
+		}
+		heartbeatDue := time.Since(lastSent) >= a.cfg.ResyncInterval
+		if a.degraded.Load() {
+			// Outcomes are the local breakers' business now; only find out
+			// whether the coordinator answers again.
+			if heartbeatDue && !final {
+				a.sendReport(report.Report{Agent: a.cfg.AgentID, Degraded: true, Breakers: []report.Breaker{}})
+				lastSent = time.Now()
+			}
+		} else {
+			rep := a.collect()
+			if len(rep.Breakers) > 0 || (heartbeatDue && !final) {
+				a.sendReport(rep)
+				lastSent = time.Now()
+			}
+		}
+		if final {
+			return
+		}
+	}
+}
+
+func (a *Agent) collect() report.Report {
+	rep := report.Report{Agent: a.cfg.AgentID, Breakers: []report.Breaker{}}
+	for _, b := range a.breakerList() {
+		if e, ok := b.take(); ok {
+			rep.Breakers = append(rep.Breakers, e)
+		}
+	}
+	return rep
+}
+
+// sendReport posts a report, trying each coordinator once, and applies
+// the states in the answer to the mirror.
+func (a *Agent) sendReport(rep report.Report) {
+	body, err := json.Marshal(rep)
+	if err != nil {
+		a.log.Error().Err(err).Msg("encode report")
+		return
+	}
+	var lastErr error
+	for range a.coords {
+		idx := a.coordIdx.Load()
+		base := a.coords[int(idx)%len(a.coords)]
+		resp, err := a.post(base, body)
+		if err == nil {
+			for _, s := range resp.Breakers {
+				if b := a.lookup(s.Name); b != nil {
+					b.apply(s, nil)
+				}
+			}
+			a.setCoordinator(true, nil)
+			return
+		}
+		var bad *badReportError
+		if errors.As(err, &bad) {
+			// The coordinator understood and refused: a bug, not an outage.
+			a.log.Error().Err(err).Msg("coordinator refused a report")
+			return
+		}
+		lastErr = err
+		a.coordIdx.CompareAndSwap(idx, idx+1)
+	}
+	a.setCoordinator(false, lastErr)
+}
+
+type badReportError struct {
+	status int
+	detail string
+}
+
+func (e *badReportError) Error() string {
+	return fmt.Sprintf("coordinator answered %d: %s", e.status, e.detail)
+}
+
+func (a *Agent) post(base string, body []byte) (report.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/reports", bytes.NewReader(body))
+	if err != nil {
+		return report.Response{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return report.Response{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return report.Response{}, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		return report.Response{}, &badReportError{status: resp.StatusCode, detail: string(bytes.TrimSpace(data[:min(len(data), 300)]))}
+	default:
+		return report.Response{}, fmt.Errorf("coordinator %s answered %d", base, resp.StatusCode)
+	}
+	var out report.Response
+	if err := json.Unmarshal(data, &out); err != nil {
+		return report.Response{}, fmt.Errorf("coordinator %s: bad answer: %w", base, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,101 @@
+package agentlib
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// subscribeLoop applies every change published on the channel. go-redis
+// reconnects and resubscribes by itself and may drop messages meanwhile,
+// so every (re)subscription asks for a resync.
+func (a *Agent) subscribeLoop(ctx context.Context) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		ps := a.store.Subscribe(ctx)
+		// go-redis does not watch ctx while blocked in a read: closing
+		// the subscription is what ends it.
+		unwatch := context.AfterFunc(ctx, func() { _ = ps.Close() })
+		for ctx.Err() == nil {
+			msg, err := ps.ReceiveTimeout(ctx, 30*time.Second)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				var ne interface{ Timeout() bool }
+				if errors.As(err, &ne) && ne.Timeout() {
+					// Quiet channel: ping so a dead connection shows up.
+					_ = ps.Ping(ctx)
+					continue
+				}
+				a.log.Debug().Err(err).Msg("subscription error; go-redis reconnects")
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, a.cfg.ResyncInterval)
+				continue
+			}
+			backoff = 50 * time.Millisecond
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				a.kickResync()
+			case *redis.Message:
+				s, err := statestore.DecodeMessage(m.Payload)
+				if err != nil {
+					a.log.Warn().Err(err).Msg("ignored a bad change message")
+					continue
+				}
+				if b := a.lookup(s.Name); b != nil {
+					b.apply(s, nil)
+				}
+			}
+		}
+		unwatch()
+		_ = ps.Close()
+	}
+}
+
+// resyncLoop compares the mirror with Redis every ResyncInterval and
+// whenever asked (a new subscription, a new breaker), in one round trip.
+// It is also how the agent finds out that Redis is unreachable, and that
+// it answers again.
+func (a *Agent) resyncLoop(ctx context.Context) {
+	ticker := time.NewTicker(a.cfg.ResyncInterval)
+	defer ticker.Stop()
+	a.resync(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-a.resyncKick:
+		}
+		a.resync(ctx)
+	}
+}
+
+func (a *Agent) resync(ctx context.Context) {
+	list := a.breakerList()
+	names := make([]string, len(list))
+	for i, b := range list {
+		names[i] = b.name
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	entries, err := a.store.ReadMirror(rctx, names)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			a.setRedis(false, err)
+		}
+		return
+	}
+	for i, e := range entries {
+		list[i].apply(e.Snapshot, e.Policy)
+	}
+	a.setRedis(true, nil)
+}

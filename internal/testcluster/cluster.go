@@ -1,0 +1,140 @@
+package testcluster
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fusebox-io/fusebox/api"
+	"github.com/fusebox-io/fusebox/config"
+	"github.com/fusebox-io/fusebox/coordinator"
+	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// Cluster is a Redis and its coordinators.
+type Cluster struct {
+	Redis        *redistest.Server
+	Store        *statestore.Store
+	Config       *config.Config
+	Coordinators []*Coordinator
+}
+
+// Coordinator is one running coordinator.
+type Coordinator struct {
+	*coordinator.Coordinator
+	URL    string
+	server *httptest.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Options shape a cluster. A zero field means the default on its comment.
+type Options struct {
+	// Coordinators to run. Default 1.
+	Coordinators int
+	// Config holds the policies, YAML. Default: built-in defaults.
+	ConfigYAML string
+	// Tick is the coordinators' timer interval. Default 10ms.
+	Tick time.Duration
+}
+
+// Start runs a cluster until the test ends.
+func Start(tb testing.TB, o Options) *Cluster {
+	tb.Helper()
+	if o.Coordinators <= 0 {
+		o.Coordinators = 1
+	}
+	if o.Tick <= 0 {
+		o.Tick = 10 * time.Millisecond
+	}
+	cfg := config.Default()
+	if o.ConfigYAML != "" {
+		var err error
+		if cfg, err = config.Parse([]byte(o.ConfigYAML)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	srv := redistest.Start(tb)
+	rdb, err := statestore.Dial(srv.URL() + "?max_retries=-1&dial_timeout=200ms&read_timeout=500ms&write_timeout=500ms")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = rdb.Close() })
+	store, err := statestore.New(rdb, statestore.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Cluster{Redis: srv, Store: store, Config: cfg}
+	for i := range o.Coordinators {
+		coord, err := coordinator.New(coordinator.Config{ID: "coord-" + string(rune('a'+i)), TickInterval: o.Tick}, store, cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ts := httptest.NewServer(api.New(api.Config{}, coord, coord))
+		ctx, cancel := context.WithCancel(context.Background())
+		cc := &Coordinator{Coordinator: coord, URL: ts.URL, server: ts, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(cc.done)
+			_ = coord.Run(ctx)
+		}()
+		c.Coordinators = append(c.Coordinators, cc)
+	}
+	tb.Cleanup(func() {
+		for _, cc := range c.Coordinators {
+			cc.Stop()
+		}
+	})
+	return c
+}
+
+// URLs is every coordinator's URL, comma-separated, as agents take it.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.Coordinators))
+	for i, cc := range c.Coordinators {
+		urls[i] = cc.URL
+	}
+	return strings.Join(urls, ",")
+}
+
+var stopMu sync.Mutex
+
+// Stop ends the coordinator's timer loop and HTTP server.
+func (cc *Coordinator) Stop() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	if cc.cancel == nil {
+		return
+	}
+	cc.cancel()
+	<-cc.done
+	cc.server.CloseClientConnections()
+	cc.server.Close()
+	cc.cancel = nil
+}
+
+// Snapshot reads one breaker's cluster state.
+func (c *Cluster) Snapshot(tb testing.TB, name string) statestore.Snapshot {
+	tb.Helper()
+	s, err := c.Store.Snapshots(context.Background(), []string{name})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s[0]
+}
+
+// Eventually polls cond every few milliseconds until it holds, and fails
+// the test when it does not within d.
+func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
