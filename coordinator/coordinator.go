@@ -46,6 +46,7 @@ type Coordinator struct {
 
 	mu    sync.Mutex
 	known map[string]bool // guarded by mu; names registered in Redis by this process
+	seen  map[string]bool // guarded by mu; names seen in published changes
 }
 
 // New returns a Coordinator. It does no I/O.
@@ -67,7 +68,7 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 	if cfg.Logger != nil {
 		log = *cfg.Logger
 	}
-	return &Coordinator{cfg: cfg, store: store, policies: policies, log: log, known: map[string]bool{}}, nil
+	return &Coordinator{cfg: cfg, store: store, policies: policies, log: log, known: map[string]bool{}, seen: map[string]bool{}}, nil
 }
 
 // ID is the coordinator's name in the journal.
@@ -134,6 +135,11 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if err := c.store.Register(ctx, c.policies.Names()...); err != nil && ctx.Err() == nil {
 		c.log.Warn().Err(err).Msg("register configured breakers")
 	}
+	// Every transition is published: a breaker that moves anywhere in the
+	// cluster is on this coordinator's list within milliseconds, whoever
+	// moved it. The registry re-read covers lost messages.
+	discovered := make(chan string, 64)
+	go c.watch(ctx, discovered)
 	ticker := time.NewTicker(c.cfg.TickInterval)
 	defer ticker.Stop()
 	var names []string
@@ -142,6 +148,11 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case n := <-discovered:
+			if i, found := slices.BinarySearch(names, n); !found {
+				names = slices.Insert(names, i, n)
+			}
+			continue
 		case <-ticker.C:
 		}
 		if names == nil || time.Since(refreshed) >= c.cfg.RegistryRefresh {
@@ -157,6 +168,34 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 }
 
+// watch sends the name of every breaker whose change is published.
+func (c *Coordinator) watch(ctx context.Context, out chan<- string) {
+	ps := c.store.Subscribe(ctx)
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		s, err := statestore.DecodeMessage(msg.Payload)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		c.seen[s.Name] = true
+		c.mu.Unlock()
+		select {
+		case out <- s.Name:
+		case <-ctx.Done():
+		}
+	}
+}
+
 // names is the registry, plus configured names and names this process saw.
 func (c *Coordinator) names(ctx context.Context) ([]string, error) {
 	reg, err := c.store.Names(ctx)
@@ -166,6 +205,9 @@ func (c *Coordinator) names(ctx context.Context) ([]string, error) {
 	all := append(reg, c.policies.Names()...)
 	c.mu.Lock()
 	for n := range c.known {
+		all = append(all, n)
+	}
+	for n := range c.seen {
 		all = append(all, n)
 	}
 	c.mu.Unlock()

@@ -145,3 +145,40 @@ func TestCoordinator_IngestRefusesInvalidReports(t *testing.T) {
 		t.Fatalf("invalid report registered %v", n)
 	}
 }
+
+func TestCoordinator_TicksBreakersItLearnsFromPublishedChanges(t *testing.T) {
+	b := redistest.Real(t)
+	store, _ := statestore.New(b.Client, statestore.Options{})
+	cfg, err := config.Parse([]byte("defaults:\n  open_timeout: 100ms\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A registry refresh far in the future: only the published change can
+	// tell this coordinator about the breaker.
+	c, err := coordinator.New(coordinator.Config{TickInterval: 10 * time.Millisecond, RegistryRefresh: time.Hour}, store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(50 * time.Millisecond) // let Run subscribe: a message before that is covered by the registry, not this test
+	if _, err := store.Report(ctx, "elsewhere", cfg.Policy("elsewhere"), "other", statestore.Batch{Fail: 5, TrailingFail: 5}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := store.Snapshots(ctx, []string{"elsewhere"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s[0].State == statestore.StateHalfOpen {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker tripped elsewhere still %s", s[0].State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
