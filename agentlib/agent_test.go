@@ -172,8 +172,6 @@ func TestAgents_ConvergeWithoutPubSub(t *testing.T) {
 	for i := range agents {
 		breakers[i] = breaker(t, newAgent(t, c, fmt.Sprintf("agent-%d", i), func(cfg *agentlib.Config) { cfg.ResyncInterval = resync }), "openai")
 	}
-	// Let every agent subscribe and sync once.
-	time.Sleep(0) // no wait needed: the kill loop below starts at once
 	admin := c.Redis.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	killed := make(chan int64, 1)
@@ -289,7 +287,7 @@ func TestAgents_RedisStoppedUnderLoad(t *testing.T) {
 	}
 	t.Cleanup(func() { stop.Store(true); wg.Wait() })
 
-	time.Sleep(100 * time.Millisecond) // some load before the outage
+	testcluster.Eventually(t, 5*time.Second, "load before the outage", func() bool { return ok.Load() > 100 })
 	c.Redis.Stop(t)
 	outage := time.Now()
 	testcluster.Eventually(t, 5*time.Second, "every agent degraded", func() bool {
@@ -448,10 +446,17 @@ func TestExecute_ClassifiesOutcomes(t *testing.T) {
 		}
 		done(agentlib.Ignored())
 	}
-	time.Sleep(50 * time.Millisecond) // let the flusher report what it has
-	if s := c.Snapshot(t, "openai"); s.State != statestore.StateClosed {
-		t.Fatalf("tripped on 4 failures and ignored outcomes: %+v", s)
-	}
+	// The four failures reach the cluster; the ignored outcomes add nothing.
+	testcluster.Eventually(t, 2*time.Second, "4 failures counted", func() bool {
+		r, err := c.Store.Report(ctx, "openai", c.Config.Policy("openai"), "probe-reader", statestore.Batch{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.FailureCount > 4 || r.State != statestore.StateClosed {
+			t.Fatalf("4 failures and ignored outcomes gave %+v (count %d)", r.Snapshot, r.FailureCount)
+		}
+		return r.FailureCount == 4
+	})
 	v, err := agentlib.Execute(ctx, b, func(context.Context) (string, error) { return "", errProvider })
 	if v != "" || !errors.Is(err, errProvider) {
 		t.Fatal(v, err)

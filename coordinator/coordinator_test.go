@@ -163,7 +163,21 @@ func TestCoordinator_TicksBreakersItLearnsFromPublishedChanges(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(50 * time.Millisecond) // let Run subscribe: a message before that is covered by the registry, not this test
+	// Wait until Run has subscribed: a message before that is the
+	// registry's business, not this test's.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n, err := b.Client.PubSubNumSub(ctx, store.Channel()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n[store.Channel()] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("coordinator never subscribed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if _, err := store.Report(ctx, "elsewhere", cfg.Policy("elsewhere"), "other", statestore.Batch{Fail: 5, TrailingFail: 5}); err != nil {
 		t.Fatal(err)
 	}
