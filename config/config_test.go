@@ -104,3 +104,16 @@ func TestLoad_NamesTheFile(t *testing.T) {
 		t.Fatal("a missing file loaded")
 	}
 }
+
+func TestLoad_ExampleFile(t *testing.T) {
+	c, err := config.Load("../examples/fusebox.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Defaults != statestore.DefaultPolicy() {
+		t.Fatalf("the example's defaults drifted from the built-in ones: %+v", c.Defaults)
+	}
+	if p := c.Policy("openai"); p.FailureRate != 50 || p.SlowCall != 20*time.Second {
+		t.Fatalf("openai = %+v", p)
+	}
+}
