@@ -2,6 +2,8 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,17 +27,28 @@ type Server struct {
 	dir  string
 	port int
 	args []string
+	tls  bool // serve TLS only, on Addr
 
 	mu  sync.Mutex
 	cmd *exec.Cmd // guarded by mu; nil when stopped
 }
 
-// Option adds redis-server arguments.
-type Option func(*[]string)
+// Option shapes a server.
+type Option func(*Server)
 
 // WithArgs passes extra redis-server arguments, e.g. "--appendonly", "yes".
 func WithArgs(args ...string) Option {
-	return func(a *[]string) { *a = append(*a, args...) }
+	return func(s *Server) { s.args = append(s.args, args...) }
+}
+
+// WithTLS serves TLS only (no plain port) with the given PEM files.
+// Clients are not asked for certificates.
+func WithTLS(certFile, keyFile, caFile string) Option {
+	return func(s *Server) {
+		s.tls = true
+		s.args = append(s.args, "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+			"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no")
+	}
 }
 
 // Start runs redis-server on a free loopback port until the test ends.
@@ -45,11 +58,10 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	if err != nil {
 		tb.Fatal(InstallHint)
 	}
-	var extra []string
+	s := &Server{dir: tb.TempDir()}
 	for _, o := range opts {
-		o(&extra)
+		o(s)
 	}
-	s := &Server{dir: tb.TempDir(), args: extra}
 	var lastErr error
 	for range 5 {
 		s.port, err = freePort()
@@ -104,18 +116,26 @@ func (s *Server) Restart(tb testing.TB) {
 }
 
 func (s *Server) start(bin string) error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	ports := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args := append(append(ports,
+		"--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
 		"--protected-mode", "no", "--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
+	), s.args...)
 	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	o := &redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond}
+	if s.tls {
+		o.TLSConfig = &tls.Config{InsecureSkipVerify: true} // a readiness check, not a test of trust
+	}
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -128,7 +148,8 @@ func (s *Server) start(bin string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
-		if err == nil {
+		var reply redis.Error // e.g. NOAUTH: the server is up and answering
+		if err == nil || errors.As(err, &reply) {
 			s.mu.Lock()
 			s.cmd = cmd
 			s.mu.Unlock()
