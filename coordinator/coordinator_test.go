@@ -14,6 +14,7 @@ import (
 	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/coordinator"
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/internal/testcluster"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -77,23 +78,16 @@ func TestCoordinator_IngestAndTimers(t *testing.T) {
 	if snaps[0].State != statestore.StateOpen {
 		t.Fatalf("after 5 failures: %+v", snaps[0])
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testcluster.Eventually(t, 5*time.Second, "half-open after a 200ms open timeout", func() bool {
 		s, err := store.Snapshots(ctx, []string{"openai"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s[0].State == statestore.StateHalfOpen {
-			if s[0].Epoch != 1 {
-				t.Fatalf("epoch %d after one open window, want 1", s[0].Epoch)
-			}
-			break
+		if s[0].State == statestore.StateHalfOpen && s[0].Epoch != 1 {
+			t.Fatalf("epoch %d after one open window, want 1", s[0].Epoch)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still %s 5s after a 200ms open timeout", s[0].State)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return s[0].State == statestore.StateHalfOpen
+	})
 
 	// Exactly one coordinator made the half-open transition, and both
 	// transitions were logged with the fields an incident review needs.
@@ -165,34 +159,21 @@ func TestCoordinator_TicksBreakersItLearnsFromPublishedChanges(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	// Wait until Run has subscribed: a message before that is the
 	// registry's business, not this test's.
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	testcluster.Eventually(t, 5*time.Second, "the coordinator subscribed", func() bool {
 		n, err := b.Client.PubSubNumSub(ctx, store.Channel()).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n[store.Channel()] >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("coordinator never subscribed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return n[store.Channel()] >= 1
+	})
 	if _, err := store.Report(ctx, "elsewhere", cfg.Policy("elsewhere"), "other", statestore.Batch{Fail: 5, TrailingFail: 5}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testcluster.Eventually(t, 5*time.Second, "the breaker tripped elsewhere half-opens", func() bool {
 		s, err := store.Snapshots(ctx, []string{"elsewhere"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s[0].State == statestore.StateHalfOpen {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker tripped elsewhere still %s", s[0].State)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return s[0].State == statestore.StateHalfOpen
+	})
 }
