@@ -357,9 +357,7 @@ func TestAgents_TrafficModeOneProbePerWindow(t *testing.T) {
 	for i := range agents {
 		breakers[i] = breaker(t, newAgent(t, c, fmt.Sprintf("agent-%d", i)), "openai")
 	}
-	if _, err := c.Store.Report(context.Background(), "openai", c.Config.Policy("openai"), "x", statestore.Batch{Fail: 5, TrailingFail: 5}); err != nil {
-		t.Fatal(err)
-	}
+	c.Trip(t, "openai", 5)
 	var healthy atomic.Bool
 	perEpoch := map[int64]int{}
 	var mu sync.Mutex
@@ -394,10 +392,25 @@ func TestAgents_TrafficModeOneProbePerWindow(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	// watch polls the cluster state in one goroutine, so the callers'
+	// loops stay cheap.
+	watch := func(cond func(statestore.Snapshot) bool) func() bool {
+		var met atomic.Bool
+		go func() {
+			for deadline := time.Now().Add(30 * time.Second); !met.Load() && time.Now().Before(deadline); {
+				s, err := c.Store.Snapshots(context.Background(), []string{"openai"})
+				if err == nil && cond(s[0]) {
+					met.Store(true)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+		return met.Load
+	}
 	// Two failing windows, then the provider heals.
-	hammer(func() bool { return c.Snapshot(t, "openai").Epoch >= 3 })
+	hammer(watch(func(s statestore.Snapshot) bool { return s.Epoch >= 3 }))
 	healthy.Store(true)
-	hammer(func() bool { return c.Snapshot(t, "openai").State == statestore.StateClosed })
+	hammer(watch(func(s statestore.Snapshot) bool { return s.State == statestore.StateClosed }))
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("probes per half-open window: %v", perEpoch)

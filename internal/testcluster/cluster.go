@@ -2,6 +2,9 @@ package testcluster
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -136,5 +139,21 @@ func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 			tb.Fatalf("not within %s: %s", d, what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Trip opens a breaker the way agents do: a report of failures through the
+// first coordinator's HTTP API, so the coordinator registers it.
+func (c *Cluster) Trip(tb testing.TB, name string, failures int) {
+	tb.Helper()
+	body := fmt.Sprintf(`{"agent":"testcluster","breakers":[{"name":%q,"fail":%d,"trailing_fail":%d,"last_error":"tripped by test"}]}`, name, failures, failures)
+	resp, err := http.Post(c.Coordinators[0].URL+"/v1/reports", "application/json", strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		tb.Fatalf("trip %s: %d %s", name, resp.StatusCode, msg)
 	}
 }
