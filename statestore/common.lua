@@ -71,6 +71,7 @@ local function load()
     reason = r.reason or '',
     actor = r.actor or '',
     changed_at = tonumber(r.changed_at) or 0,
+    probe_owner = r.probe_owner or '',
   }
 end
 
@@ -102,7 +103,8 @@ local function save(s)
     'open_until', fmt(s.open_until), 'open_ms', fmt(s.open_ms),
     'half_open_at', fmt(s.half_open_at), 'gen', s.gen,
     'last_error', s.last_error, 'reason', s.reason, 'actor', s.actor,
-    'changed_at', fmt(s.changed_at), 'policy', P.json)
+    'changed_at', fmt(s.changed_at), 'probe_owner', s.probe_owner,
+    'policy', P.json)
 end
 
 local function reply(s, code, ev)
@@ -116,18 +118,24 @@ end
 
 -- commit records a transition the caller has already applied to s: it bumps
 -- the version, saves, journals the event and publishes the new state.
-local function commit(s, old, event, reason)
-  s.version = s.version + 1
-  s.reason = reason
-  s.actor = ACTOR
-  s.changed_at = NOW
-  save(s)
-  local new = effective(s)
+-- journal appends one event to the breaker's capped stream.
+local function journal(s, event, reason, old, new)
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', EVENTS_CAP, '*',
     'event', event, 'breaker', NAME, 'old_state', old, 'new_state', new,
     'version', fmt(s.version), 'reason', reason,
     'failure_count', fmt(s.consec), 'last_error', s.last_error,
     'actor', ACTOR, 'ts', fmt(NOW))
+end
+
+local function commit(s, old, event, reason)
+  s.version = s.version + 1
+  s.reason = reason
+  s.actor = ACTOR
+  s.changed_at = NOW
+  s.probe_owner = ''
+  save(s)
+  local new = effective(s)
+  journal(s, event, reason, old, new)
   redis.call('PUBLISH', CHANNEL, cjson.encode({
     name = NAME, state = s.state, override = s.override,
     version = s.version, epoch = s.epoch, gen = s.gen,

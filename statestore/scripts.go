@@ -23,18 +23,21 @@ var (
 	resetLua string
 	//go:embed permit.lua
 	permitLua string
+	//go:embed probe_start.lua
+	probeStartLua string
 )
 
 // Each script is common.lua followed by its own file, so the shared
 // helpers run inside the same atomic call.
 var (
-	reportScript  = redis.NewScript(commonLua + reportLua)
-	tickScript    = redis.NewScript(commonLua + tickLua)
-	probeScript   = redis.NewScript(commonLua + probeLua)
-	forceScript   = redis.NewScript(commonLua + forceLua)
-	releaseScript = redis.NewScript(commonLua + releaseLua)
-	resetScript   = redis.NewScript(commonLua + resetLua)
-	permitScript  = redis.NewScript(commonLua + permitLua)
+	reportScript     = redis.NewScript(commonLua + reportLua)
+	tickScript       = redis.NewScript(commonLua + tickLua)
+	probeScript      = redis.NewScript(commonLua + probeLua)
+	forceScript      = redis.NewScript(commonLua + forceLua)
+	releaseScript    = redis.NewScript(commonLua + releaseLua)
+	resetScript      = redis.NewScript(commonLua + resetLua)
+	permitScript     = redis.NewScript(commonLua + permitLua)
+	probeStartScript = redis.NewScript(commonLua + probeStartLua)
 )
 
 // reply codes (common.lua).

@@ -79,6 +79,9 @@ type ProbeOutcome struct {
 	OK         bool
 	Error      string
 	RetryAfter time.Duration
+	// Token is the fencing token the prober claimed the window with
+	// (ProbeStart); empty for a traffic-mode probe, fenced by its permit.
+	Token string
 }
 
 // Report applies a batch of outcomes to a breaker and trips it when the
@@ -114,13 +117,30 @@ func (s *Store) Tick(ctx context.Context, name string, p Policy, actor string) (
 	return s.run(ctx, tickScript, name, p, actor)
 }
 
-// ProbeResult applies a canary probe's result. It is fenced by epoch: a
-// result for an earlier half-open window, or arriving after the breaker
-// moved on, returns Result.Stale and changes nothing.
+// ProbeStart claims the half-open window epoch for a canary probe with a
+// fencing token, and journals probe_started. Result.Granted is false when
+// the window is over (another epoch, closed, forced).
+func (s *Store) ProbeStart(ctx context.Context, name string, p Policy, actor string, epoch int64, token string) (Result, error) {
+	if token == "" {
+		return Result{}, fmt.Errorf("%w: empty probe token", ErrInvalid)
+	}
+	return s.run(ctx, probeStartScript, name, p, actor, strconv.FormatInt(epoch, 10), token)
+}
+
+// ProbeResult applies a canary probe's result. It is fenced by epoch and
+// token: a result for an earlier half-open window, arriving after the
+// breaker moved on, or from a prober whose window another has since
+// claimed, returns Result.Stale and changes nothing.
 func (s *Store) ProbeResult(ctx context.Context, name string, p Policy, actor string, o ProbeOutcome) (Result, error) {
 	return s.run(ctx, probeScript, name, p, actor,
 		strconv.FormatInt(o.Epoch, 10), boolArg(o.OK), o.Error,
-		strconv.FormatInt(o.RetryAfter.Milliseconds(), 10))
+		strconv.FormatInt(o.RetryAfter.Milliseconds(), 10), o.Token)
+}
+
+// ProbeLockKey is the key of the redsync lock that lets one coordinator
+// probe the half-open window epoch; it shares the breaker's hash tag.
+func (s *Store) ProbeLockKey(name string, epoch int64) string {
+	return s.prefix + ":{" + name + "}:probe:" + strconv.FormatInt(epoch, 10)
 }
 
 // Force sets an operator override. ttl 0 keeps it until released.

@@ -694,3 +694,47 @@ func TestDecodeMessage_RejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+func TestStore_ProbeStartFencesByToken(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		s := newStore(t, b)
+		ctx := context.Background()
+		p := fastPolicy()
+		p.HalfOpen = statestore.HalfOpenCanary
+
+		closed, err := s.ProbeStart(ctx, "canary", p, "c1", 1, "tok-a")
+		if err != nil || closed.Granted {
+			t.Fatalf("claimed a window of a breaker with no state: %+v %v", closed, err)
+		}
+		r := halfOpen(t, s, "canary", p)
+		if old, _ := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch-1, "tok-a"); old.Granted {
+			t.Fatal("claimed an old window")
+		}
+		a, err := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch, "tok-a")
+		if err != nil || !a.Granted || a.Version != r.Version {
+			t.Fatalf("claim: %+v %v (a claim is not a transition)", a, err)
+		}
+		// c1 stalls past its lock; c2 takes the window over.
+		if b2, _ := s.ProbeStart(ctx, "canary", p, "c2", r.Epoch, "tok-b"); !b2.Granted {
+			t.Fatal("the successor could not claim the window")
+		}
+		late, err := s.ProbeResult(ctx, "canary", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, OK: true, Token: "tok-a"})
+		if err != nil || !late.Stale || late.State != statestore.StateHalfOpen {
+			t.Fatalf("the stalled prober's result was applied: %+v %v", late, err)
+		}
+		res, err := s.ProbeResult(ctx, "canary", p, "c2", statestore.ProbeOutcome{Epoch: r.Epoch, Error: "HTTP 503", Token: "tok-b"})
+		if err != nil || res.Stale || res.State != statestore.StateOpen || res.Transition.Event != "probe_failed" || res.Transition.LastError != "HTTP 503" {
+			t.Fatalf("the successor's result: %+v %+v %v", res.Snapshot, res.Transition, err)
+		}
+		evs, err := s.Events(ctx, "canary", 3, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 || evs[0].Event != "probe_failed" || evs[1].Event != "probe_started" || evs[1].Actor != "c2" || evs[2].Event != "probe_started" || evs[2].Actor != "c1" {
+			t.Fatalf("journal = %+v", evs)
+		}
+		if _, err := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch, ""); !errors.Is(err, statestore.ErrInvalid) {
+			t.Fatalf("empty token: %v", err)
+		}
+	})
+}
