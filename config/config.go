@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fusebox-io/fusebox/probe"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -29,9 +31,32 @@ type PolicySpec struct {
 	ProbeTimeout        *Duration                `yaml:"probe_timeout"`
 }
 
+// CanarySpec is a breaker's canary probe as written in the file; see
+// probe.Spec for each field's meaning and default.
+type CanarySpec struct {
+	Kind         string            `yaml:"kind"`
+	URL          string            `yaml:"url"`
+	Method       string            `yaml:"method"`
+	Headers      map[string]string `yaml:"headers"`
+	HeaderEnv    map[string]string `yaml:"header_env"`
+	Body         string            `yaml:"body"`
+	ExpectStatus []int             `yaml:"expect_status"`
+	APIKeyEnv    string            `yaml:"api_key_env"`
+	Model        string            `yaml:"model"`
+	Prompt       string            `yaml:"prompt"`
+	MaxTokens    int               `yaml:"max_tokens"`
+	Timeout      *Duration         `yaml:"timeout"`
+}
+
+// breakerSpec is one entry under breakers:.
+type breakerSpec struct {
+	PolicySpec `yaml:",inline"`
+	Canary     *CanarySpec `yaml:"canary"`
+}
+
 type file struct {
-	Defaults PolicySpec            `yaml:"defaults"`
-	Breakers map[string]PolicySpec `yaml:"breakers"`
+	Defaults PolicySpec             `yaml:"defaults"`
+	Breakers map[string]breakerSpec `yaml:"breakers"`
 }
 
 // Config is a loaded, validated config file.
@@ -40,11 +65,14 @@ type Config struct {
 	Defaults statestore.Policy
 	// Breakers holds the resolved policy of each breaker the file names.
 	Breakers map[string]statestore.Policy
+	// Canaries holds the canary of each breaker that has one, with every
+	// default filled in.
+	Canaries map[string]probe.Spec
 }
 
 // Default is the config used when no file is given: built-in defaults.
 func Default() *Config {
-	return &Config{Defaults: statestore.DefaultPolicy(), Breakers: map[string]statestore.Policy{}}
+	return &Config{Defaults: statestore.DefaultPolicy(), Breakers: map[string]statestore.Policy{}, Canaries: map[string]probe.Spec{}}
 }
 
 // Policy returns the policy of a breaker: its own entry, or the defaults.
@@ -108,18 +136,61 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers))}
+	if defaults.HalfOpen == statestore.HalfOpenCanary {
+		return nil, &Error{Field: "defaults.half_open", Reason: "canary needs a canary: block, which only a breaker can have; set half_open: canary on those breakers"}
+	}
+	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers)), Canaries: map[string]probe.Spec{}}
 	for _, name := range slices.Sorted(maps.Keys(f.Breakers)) {
+		field := "breakers." + name
 		if !statestore.ValidName(name) {
-			return nil, &Error{Field: "breakers." + name, Reason: "invalid breaker name: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"}
+			return nil, &Error{Field: field, Reason: "invalid breaker name: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"}
 		}
-		p, err := resolve(defaults, f.Breakers[name], "breakers."+name)
+		b := f.Breakers[name]
+		spec := b.PolicySpec
+		if b.Canary != nil && spec.HalfOpen == nil {
+			// A breaker with a canary is probed by it unless it says otherwise.
+			mode := statestore.HalfOpenCanary
+			spec.HalfOpen = &mode
+		}
+		p, err := resolve(defaults, spec, field)
 		if err != nil {
 			return nil, err
+		}
+		if b.Canary != nil {
+			cs, err := canary(*b.Canary, p, field+".canary")
+			if err != nil {
+				return nil, err
+			}
+			c.Canaries[name] = cs
+		} else if p.HalfOpen == statestore.HalfOpenCanary {
+			return nil, &Error{Field: field + ".half_open", Reason: "canary needs a canary: block for this breaker (or use traffic)"}
 		}
 		c.Breakers[name] = p
 	}
 	return c, nil
+}
+
+func canary(cs CanarySpec, p statestore.Policy, field string) (probe.Spec, error) {
+	s := probe.Spec{
+		Kind: probe.Kind(cs.Kind), URL: cs.URL, Method: cs.Method, Headers: cs.Headers, HeaderEnv: cs.HeaderEnv,
+		Body: cs.Body, ExpectStatus: cs.ExpectStatus, APIKeyEnv: cs.APIKeyEnv, Model: cs.Model,
+		Prompt: cs.Prompt, MaxTokens: cs.MaxTokens,
+	}
+	if cs.Timeout != nil {
+		s.Timeout = time.Duration(*cs.Timeout)
+	}
+	if err := s.Validate(); err != nil {
+		var pe *probe.Error
+		if errors.As(err, &pe) {
+			return s, &Error{Field: field + "." + pe.Field, Reason: pe.Reason}
+		}
+		return s, &Error{Field: field, Reason: err.Error()}
+	}
+	s = s.WithDefaults()
+	if s.Timeout >= p.ProbeTimeout {
+		return s, &Error{Field: field + ".timeout", Reason: fmt.Sprintf("must be shorter than probe_timeout (%s), got %s", p.ProbeTimeout, s.Timeout)}
+	}
+	return s, nil
 }
 
 func resolve(base statestore.Policy, s PolicySpec, field string) (statestore.Policy, error) {

@@ -23,6 +23,9 @@ breakers:
     min_calls: 10
     window: 30s
     half_open: canary
+    canary:
+      kind: openai
+      model: gpt-4o-mini
   anthropic: {}
 `))
 	if err != nil {
@@ -115,5 +118,60 @@ func TestLoad_ExampleFile(t *testing.T) {
 	}
 	if p := c.Policy("openai"); p.FailureRate != 50 || p.SlowCall != 20*time.Second {
 		t.Fatalf("openai = %+v", p)
+	}
+}
+
+func TestParse_Canaries(t *testing.T) {
+	c, err := config.Parse([]byte(`
+breakers:
+  openai:
+    canary:
+      kind: openai
+      api_key_env: OPENAI_API_KEY
+      model: gpt-4o-mini
+  ollama:
+    half_open: traffic
+    canary:
+      kind: ollama
+      timeout: 2s
+  plain: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Policy("openai"); p.HalfOpen != statestore.HalfOpenCanary {
+		t.Fatalf("a breaker with a canary defaults to canary mode, got %q", p.HalfOpen)
+	}
+	if p := c.Policy("ollama"); p.HalfOpen != statestore.HalfOpenTraffic {
+		t.Fatalf("an explicit half_open wins, got %q", p.HalfOpen)
+	}
+	oa := c.Canaries["openai"]
+	if oa.URL != "https://api.openai.com/v1" || oa.Timeout != 10*time.Second || oa.MaxTokens != 5 || oa.Model != "gpt-4o-mini" {
+		t.Fatalf("openai canary = %+v", oa)
+	}
+	if c.Canaries["ollama"].Timeout != 2*time.Second {
+		t.Fatalf("ollama canary = %+v", c.Canaries["ollama"])
+	}
+	if _, ok := c.Canaries["plain"]; ok {
+		t.Fatal("a canary appeared for a breaker without one")
+	}
+}
+
+func TestParse_BadCanaries(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"canary mode without a canary", "breakers:\n  x:\n    half_open: canary\n", "breakers.x.half_open: canary needs a canary"},
+		{"canary mode as the default", "defaults:\n  half_open: canary\n", "defaults.half_open"},
+		{"unknown kind", "breakers:\n  x:\n    canary:\n      kind: grpc\n", "breakers.x.canary.kind"},
+		{"model missing", "breakers:\n  x:\n    canary:\n      kind: openai\n", "breakers.x.canary.model"},
+		{"timeout over the probe timeout", "breakers:\n  x:\n    probe_timeout: 5s\n    canary:\n      kind: ollama\n      timeout: 5s\n", "breakers.x.canary.timeout: must be shorter than probe_timeout"},
+		{"unknown canary field", "breakers:\n  x:\n    canary:\n      kind: ollama\n      api_key: sk-123\n", "api_key"},
+		{"canary under defaults", "defaults:\n  canary:\n    kind: ollama\n", "canary"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -9,8 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-redsync/redsync/v4"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/fusebox-io/fusebox/probe"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -35,6 +38,15 @@ type Config struct {
 	RegistryRefresh time.Duration
 	// Logger receives one line per transition. Default: discard.
 	Logger *zerolog.Logger
+	// Canaries probes half-open breakers whose policy says canary, by
+	// breaker name.
+	Canaries map[string]probe.Canary
+	// ProbeLockMargin is added to a canary's timeout to make the expiry
+	// of its window's lock. Default 2s.
+	ProbeLockMargin time.Duration
+	// MaxConcurrentProbes bounds the canaries this coordinator runs at
+	// once. Default 16.
+	MaxConcurrentProbes int
 }
 
 // Coordinator applies reports and runs the breaker timers.
@@ -44,9 +56,14 @@ type Coordinator struct {
 	policies Policies
 	log      zerolog.Logger
 
-	mu    sync.Mutex
-	known map[string]bool // guarded by mu; names registered in Redis by this process
-	seen  map[string]bool // guarded by mu; names seen in published changes
+	rs      *redsync.Redsync
+	metrics *metrics
+	probes  sync.WaitGroup // running canaries
+
+	mu      sync.Mutex
+	known   map[string]bool  // guarded by mu; names registered in Redis by this process
+	seen    map[string]bool  // guarded by mu; names seen in published changes
+	probing map[string]int64 // guarded by mu; breaker -> epoch this process is probing
 }
 
 // New returns a Coordinator. It does no I/O.
@@ -64,11 +81,22 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 	if cfg.RegistryRefresh <= 0 {
 		cfg.RegistryRefresh = 5 * time.Second
 	}
+	if cfg.ProbeLockMargin <= 0 {
+		cfg.ProbeLockMargin = 2 * time.Second
+	}
+	if cfg.MaxConcurrentProbes <= 0 {
+		cfg.MaxConcurrentProbes = 16
+	}
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
 		log = *cfg.Logger
 	}
-	return &Coordinator{cfg: cfg, store: store, policies: policies, log: log, known: map[string]bool{}, seen: map[string]bool{}}, nil
+	return &Coordinator{
+		cfg: cfg, store: store, policies: policies, log: log,
+		rs:      redsync.New(goredis.NewPool(store.Client())),
+		metrics: newMetrics(),
+		known:   map[string]bool{}, seen: map[string]bool{}, probing: map[string]int64{},
+	}, nil
 }
 
 // ID is the coordinator's name in the journal.
@@ -85,8 +113,12 @@ func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore
 	if err := c.register(ctx, r.Breakers); err != nil {
 		return nil, err
 	}
+	c.metrics.reports.Inc()
 	out := make([]statestore.Snapshot, 0, len(r.Breakers))
 	for _, b := range r.Breakers {
+		c.metrics.outcomes.WithLabelValues("ok").Add(float64(b.OK))
+		c.metrics.outcomes.WithLabelValues("fail").Add(float64(b.Fail))
+		c.metrics.outcomes.WithLabelValues("slow").Add(float64(b.Slow))
 		res, err := c.store.Report(ctx, b.Name, c.policies.Policy(b.Name), r.Agent, b.Batch())
 		if err != nil {
 			return nil, fmt.Errorf("coordinator: report for %s: %w", b.Name, err)
@@ -128,10 +160,12 @@ func (c *Coordinator) register(ctx context.Context, bs []report.Breaker) error {
 // Ready reports whether Redis answers.
 func (c *Coordinator) Ready(ctx context.Context) error { return c.store.Ping(ctx) }
 
-// Run moves due breakers on every TickInterval until ctx ends. Redis
-// errors are logged and retried on the next tick; Run returns nil on
-// cancellation.
+// Run moves due breakers on every TickInterval and probes half-open ones
+// with their canaries, until ctx ends. Redis errors are logged and retried
+// on the next tick. Run returns nil on cancellation, after its canaries
+// have returned.
 func (c *Coordinator) Run(ctx context.Context) error {
+	defer c.probes.Wait()
 	if err := c.store.Register(ctx, c.policies.Names()...); err != nil && ctx.Err() == nil {
 		c.log.Warn().Err(err).Msg("register configured breakers")
 	}
@@ -229,11 +263,13 @@ func (c *Coordinator) tick(ctx context.Context, names []string) error {
 		if s.State == statestore.StateClosed && s.Override == statestore.OverrideNone {
 			continue
 		}
-		res, err := c.store.Tick(ctx, s.Name, c.policies.Policy(s.Name), c.cfg.ID)
+		p := c.policies.Policy(s.Name)
+		res, err := c.store.Tick(ctx, s.Name, p, c.cfg.ID)
 		if err != nil {
 			return err
 		}
 		c.logTransition(res)
+		c.maybeProbe(ctx, res.Snapshot, p)
 	}
 	return nil
 }
@@ -243,6 +279,7 @@ func (c *Coordinator) logTransition(r statestore.Result) {
 	if t == nil {
 		return
 	}
+	c.metrics.transitions.WithLabelValues(t.OldState, t.NewState, t.Reason).Inc()
 	c.log.Info().
 		Str("event", t.Event).
 		Str("breaker", t.Breaker).

@@ -216,3 +216,17 @@ func defaultClient() *http.Client {
 		ResponseHeaderTimeout: 0, // bounded by the probe's context
 	}}
 }
+
+// NewAll builds the canary of every breaker in specs; an error names the
+// breaker.
+func NewAll(specs map[string]Spec, getenv func(string) string, client *http.Client) (map[string]Canary, error) {
+	out := make(map[string]Canary, len(specs))
+	for name, s := range specs {
+		c, err := New(s, getenv, client)
+		if err != nil {
+			return nil, fmt.Errorf("breakers.%s.canary: %w", name, err)
+		}
+		out[name] = c
+	}
+	return out, nil
+}

@@ -120,11 +120,15 @@ end
 -- the version, saves, journals the event and publishes the new state.
 -- journal appends one event to the breaker's capped stream.
 local function journal(s, event, reason, old, new)
+  local open_for = 0
+  if s.override == '' and s.state == 'open' then
+    open_for = math.max(s.open_until - NOW, 0)
+  end
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', EVENTS_CAP, '*',
     'event', event, 'breaker', NAME, 'old_state', old, 'new_state', new,
     'version', fmt(s.version), 'reason', reason,
     'failure_count', fmt(s.consec), 'last_error', s.last_error,
-    'actor', ACTOR, 'ts', fmt(NOW))
+    'actor', ACTOR, 'ts', fmt(NOW), 'open_for_ms', fmt(open_for))
 end
 
 local function commit(s, old, event, reason)

@@ -48,6 +48,7 @@ func decodeEvents(msgs []redis.XMessage) []Event {
 			LastError:    f("last_error"),
 			Actor:        f("actor"),
 			Time:         time.UnixMilli(atoi(f("ts"))),
+			OpenForMS:    atoi(f("open_for_ms")),
 		}})
 	}
 	return out

@@ -72,6 +72,9 @@ type Transition struct {
 	LastError    string    `json:"last_error"`
 	Actor        string    `json:"actor"`
 	Time         time.Time `json:"timestamp"`
+	// OpenForMS is how long the breaker will stay open, for transitions
+	// into open; 0 otherwise.
+	OpenForMS int64 `json:"open_for_ms,omitempty"`
 }
 
 // Result is what a script did.

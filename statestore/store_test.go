@@ -647,7 +647,8 @@ func TestStore_ReadsAndJournal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(older) != 1 || older[0].Event != "trip" || older[0].LastError != "503" || older[0].FailureCount != 5 {
+		if len(older) != 1 || older[0].Event != "trip" || older[0].LastError != "503" || older[0].FailureCount != 5 ||
+			older[0].OpenForMS != p.OpenTimeout.Milliseconds() {
 			t.Fatalf("older events = %+v", older)
 		}
 

@@ -25,6 +25,7 @@ import (
 	"github.com/fusebox-io/fusebox/api"
 	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/coordinator"
+	"github.com/fusebox-io/fusebox/probe"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -72,7 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	coord, err := coordinator.New(coordinator.Config{ID: opts.id, TickInterval: opts.tick, Logger: &log}, store, cfg)
+	canaries, err := probe.NewAll(cfg.Canaries, getenv, nil)
+	if err != nil {
+		return err
+	}
+	coord, err := coordinator.New(coordinator.Config{ID: opts.id, TickInterval: opts.tick, Logger: &log, Canaries: canaries}, store, cfg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/coordinator"
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/probe"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -43,6 +44,11 @@ type Options struct {
 	ConfigYAML string
 	// Tick is the coordinators' timer interval. Default 10ms.
 	Tick time.Duration
+	// Getenv gives canaries their secrets. Default: none set.
+	Getenv func(string) string
+	// ProbeLockMargin is added to a canary's timeout for its lock's
+	// expiry. Default 200ms.
+	ProbeLockMargin time.Duration
 }
 
 // Start runs a cluster until the test ends.
@@ -61,6 +67,12 @@ func Start(tb testing.TB, o Options) *Cluster {
 			tb.Fatal(err)
 		}
 	}
+	if o.Getenv == nil {
+		o.Getenv = func(string) string { return "" }
+	}
+	if o.ProbeLockMargin <= 0 {
+		o.ProbeLockMargin = 200 * time.Millisecond
+	}
 	srv := redistest.Start(tb)
 	rdb, err := statestore.Dial(srv.URL() + "?max_retries=-1&dial_timeout=200ms&read_timeout=500ms&write_timeout=500ms")
 	if err != nil {
@@ -73,7 +85,14 @@ func Start(tb testing.TB, o Options) *Cluster {
 	}
 	c := &Cluster{Redis: srv, Store: store, Config: cfg}
 	for i := range o.Coordinators {
-		coord, err := coordinator.New(coordinator.Config{ID: "coord-" + string(rune('a'+i)), TickInterval: o.Tick}, store, cfg)
+		canaries, err := probe.NewAll(cfg.Canaries, o.Getenv, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		coord, err := coordinator.New(coordinator.Config{
+			ID: "coord-" + string(rune('a'+i)), TickInterval: o.Tick,
+			Canaries: canaries, ProbeLockMargin: o.ProbeLockMargin,
+		}, store, cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}
