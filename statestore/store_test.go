@@ -492,6 +492,14 @@ func TestStore_Permit(t *testing.T) {
 		if granted != 1 {
 			t.Fatalf("%d permits granted in one window, want 1", granted)
 		}
+		// A canary-mode breaker never grants a permit, whatever policy the
+		// asking agent believes in.
+		canary := fastPolicy()
+		canary.HalfOpen = statestore.HalfOpenCanary
+		cr := halfOpen(t, s, "permit-canary", canary)
+		if g, err := s.AcquirePermit(ctx, "permit-canary", p, "a1", cr.Epoch); err != nil || g.Granted {
+			t.Fatalf("permit granted in canary mode: %+v %v", g, err)
+		}
 		// The permit holder's outcome, reported with its epoch, decides.
 		res := report(t, s, "permit", p, statestore.Batch{Fail: 3, Probe: &statestore.ProbeOutcome{Epoch: r.Epoch, OK: true}})
 		if res.State != statestore.StateClosed || res.Transition == nil || res.Transition.Event != "probe_succeeded" {
