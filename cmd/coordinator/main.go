@@ -77,7 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	coord, err := coordinator.New(coordinator.Config{ID: opts.id, TickInterval: opts.tick, Logger: &log, Canaries: canaries}, store, cfg)
+	coord, err := coordinator.New(coordinator.Config{
+		ID: opts.id, TickInterval: opts.tick, Logger: &log, Canaries: canaries, ProbeLockMargin: opts.lockMargin,
+	}, store, cfg)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ type options struct {
 	id           string
 	prefix       string
 	tick         time.Duration
+	lockMargin   time.Duration
 	dev          bool
 	devRedisAddr string
 	logFormat    string
@@ -58,6 +59,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, err
 	}
 	fs.DurationVar(&o.tick, "tick", tickDefault, "how often due breakers are moved on (env FUSEBOX_TICK)")
+	marginDefault, err := envDuration(getenv, "FUSEBOX_PROBE_LOCK_MARGIN", 2*time.Second)
+	if err != nil {
+		return o, err
+	}
+	fs.DurationVar(&o.lockMargin, "probe-lock-margin", marginDefault, "added to a canary's timeout for its window lock's expiry (env FUSEBOX_PROBE_LOCK_MARGIN)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,6 +76,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.tick < time.Millisecond {
 		return o, fmt.Errorf("--tick: must be at least 1ms, got %s", o.tick)
+	}
+	if o.lockMargin < time.Millisecond {
+		return o, fmt.Errorf("--probe-lock-margin: must be at least 1ms, got %s", o.lockMargin)
 	}
 	if o.logFormat == "" {
 		o.logFormat = "json"
