@@ -352,7 +352,7 @@ func TestAgents_RedisStoppedUnderLoad(t *testing.T) {
 // across all agents is the probe.
 func TestAgents_TrafficModeOneProbePerWindow(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{ConfigYAML: "defaults:\n  open_timeout: 300ms\n  max_open_timeout: 300ms\n  half_open: traffic\n"})
-	const agents = 10
+	const agents = 20
 	breakers := make([]*agentlib.Breaker, agents)
 	for i := range agents {
 		breakers[i] = breaker(t, newAgent(t, c, fmt.Sprintf("agent-%d", i)), "openai")

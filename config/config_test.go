@@ -116,8 +116,11 @@ func TestLoad_ExampleFile(t *testing.T) {
 	if c.Defaults != statestore.DefaultPolicy() {
 		t.Fatalf("the example's defaults drifted from the built-in ones: %+v", c.Defaults)
 	}
-	if p := c.Policy("openai"); p.FailureRate != 50 || p.SlowCall != 20*time.Second {
+	if p := c.Policy("openai"); p.FailureRate != 50 || p.SlowCall != 20*time.Second || p.HalfOpen != statestore.HalfOpenCanary {
 		t.Fatalf("openai = %+v", p)
+	}
+	if len(c.Canaries) != 4 || c.Canaries["search-api"].HeaderEnv["Authorization"] != "SEARCH_HEALTH_TOKEN" {
+		t.Fatalf("canaries = %+v", c.Canaries)
 	}
 }
 
