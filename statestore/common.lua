@@ -118,17 +118,29 @@ end
 
 -- commit records a transition the caller has already applied to s: it bumps
 -- the version, saves, journals the event and publishes the new state.
--- journal appends one event to the breaker's capped stream.
+-- journal appends one event to the breaker's capped stream and publishes
+-- it with the breaker's current state, so live listeners (agents, the
+-- admin event stream) see it with its stream id.
 local function journal(s, event, reason, old, new)
   local open_for = 0
   if s.override == '' and s.state == 'open' then
     open_for = math.max(s.open_until - NOW, 0)
   end
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', EVENTS_CAP, '*',
+  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', EVENTS_CAP, '*',
     'event', event, 'breaker', NAME, 'old_state', old, 'new_state', new,
     'version', fmt(s.version), 'reason', reason,
     'failure_count', fmt(s.consec), 'last_error', s.last_error,
     'actor', ACTOR, 'ts', fmt(NOW), 'open_for_ms', fmt(open_for))
+  redis.call('PUBLISH', CHANNEL, cjson.encode({
+    name = NAME, state = s.state, override = s.override,
+    version = s.version, epoch = s.epoch, gen = s.gen,
+    retry_in_ms = retry_in(s),
+    event = {
+      id = id, event = event, breaker = NAME, old_state = old, new_state = new,
+      version = s.version, reason = reason, failure_count = s.consec,
+      last_error = s.last_error, actor = ACTOR, ts = NOW, open_for_ms = open_for,
+    },
+  }))
 end
 
 local function commit(s, old, event, reason)
@@ -140,11 +152,6 @@ local function commit(s, old, event, reason)
   save(s)
   local new = effective(s)
   journal(s, event, reason, old, new)
-  redis.call('PUBLISH', CHANNEL, cjson.encode({
-    name = NAME, state = s.state, override = s.override,
-    version = s.version, epoch = s.epoch, gen = s.gen,
-    retry_in_ms = retry_in(s),
-  }))
   return reply(s, 1, { old = old, new = new, event = event })
 end
 

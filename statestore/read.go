@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -159,24 +160,56 @@ func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
 
 // DecodeMessage decodes a pub/sub payload into the snapshot it announces.
 func DecodeMessage(payload string) (Snapshot, error) {
-	var sn Snapshot
-	if err := json.Unmarshal([]byte(payload), &sn); err != nil {
-		return Snapshot{}, fmt.Errorf("statestore: bad change message: %w", err)
+	sn, _, err := DecodeChange(payload)
+	return sn, err
+}
+
+// DecodeChange decodes a pub/sub payload into the snapshot it announces
+// and the journaled event that caused it (nil if the payload has none).
+func DecodeChange(payload string) (Snapshot, *Event, error) {
+	var m struct {
+		Snapshot
+		Event *struct {
+			ID           string `json:"id"`
+			Event        string `json:"event"`
+			Breaker      string `json:"breaker"`
+			OldState     string `json:"old_state"`
+			NewState     string `json:"new_state"`
+			Version      int64  `json:"version"`
+			Reason       string `json:"reason"`
+			FailureCount int64  `json:"failure_count"`
+			LastError    string `json:"last_error"`
+			Actor        string `json:"actor"`
+			TS           int64  `json:"ts"`
+			OpenForMS    int64  `json:"open_for_ms"`
+		} `json:"event"`
 	}
+	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: %w", err)
+	}
+	sn := m.Snapshot
 	if !ValidName(sn.Name) {
-		return Snapshot{}, fmt.Errorf("statestore: bad change message: %w", ErrInvalidName)
+		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: %w", ErrInvalidName)
 	}
 	switch sn.State {
 	case StateClosed, StateOpen, StateHalfOpen:
 	default:
-		return Snapshot{}, fmt.Errorf("statestore: bad change message: unknown state %q", sn.State)
+		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: unknown state %q", sn.State)
 	}
 	switch sn.Override {
 	case OverrideNone, OverrideOpen, OverrideClosed:
 	default:
-		return Snapshot{}, fmt.Errorf("statestore: bad change message: unknown override %q", sn.Override)
+		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: unknown override %q", sn.Override)
 	}
-	return sn, nil
+	if m.Event == nil {
+		return sn, nil, nil
+	}
+	e := m.Event
+	return sn, &Event{ID: e.ID, Transition: Transition{
+		Event: e.Event, Breaker: e.Breaker, OldState: e.OldState, NewState: e.NewState,
+		Version: e.Version, Reason: e.Reason, FailureCount: e.FailureCount, LastError: e.LastError,
+		Actor: e.Actor, Time: time.UnixMilli(e.TS), OpenForMS: e.OpenForMS,
+	}}, nil
 }
 
 func str(v any) string {
