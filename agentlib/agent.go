@@ -31,6 +31,8 @@ type Config struct {
 	// Redis is used instead of RedisURL when set; the agent does not
 	// close it.
 	Redis redis.UniversalClient
+	// Token is the bearer token (role agent) sent with every report.
+	Token string
 	// Prefix of the Redis keys and channel; must match the coordinators'.
 	// Default "fusebox".
 	Prefix string

@@ -20,6 +20,7 @@ func newAgent(t testing.TB, c *testcluster.Cluster, id string, mods ...func(*age
 	t.Helper()
 	cfg := agentlib.Config{
 		CoordinatorURL: c.URLs(),
+		Token:          testcluster.AgentToken,
 		RedisURL:       c.Redis.URL() + "?max_retries=-1&dial_timeout=200ms&read_timeout=300ms&write_timeout=300ms",
 		AgentID:        id,
 		ResyncInterval: 200 * time.Millisecond,

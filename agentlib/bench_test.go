@@ -141,7 +141,10 @@ func BenchmarkPropagation(b *testing.B) {
 				testcluster.Eventually(b, 10*time.Second, "all closed", func() bool { return all(statestore.StateClosed) })
 				b.StartTimer()
 				start := time.Now()
-				resp, err := http.Post(c.Coordinators[0].URL+"/v1/reports", "application/json", bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, c.Coordinators[0].URL+"/v1/reports", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+testcluster.AgentToken)
+				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"os"
 
 	"github.com/fusebox-io/fusebox/agentlib"
 )
@@ -14,6 +15,7 @@ func Example() {
 	agent, err := agentlib.New(agentlib.Config{
 		CoordinatorURL: "http://127.0.0.1:8080",
 		RedisURL:       "redis://127.0.0.1:6380",
+		Token:          os.Getenv("FUSEBOX_AGENT_TOKEN"), // a token with the agent role
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -111,6 +111,9 @@ func (a *Agent) post(base string, body []byte) (report.Response, error) {
 		return report.Response{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if a.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	}
 	resp, err := a.http.Do(req)
 	if err != nil {
 		return report.Response{}, err
@@ -122,6 +125,12 @@ func (a *Agent) post(base string, body []byte) (report.Response, error) {
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		// Not an outage, but the cluster cannot hear us: run on local
+		// breakers, and say why loudly.
+		a.log.Error().Int("status", resp.StatusCode).Str("coordinator", base).
+			Msg("the coordinator refused this agent's token: set Config.Token to a token with the agent role")
+		return report.Response{}, fmt.Errorf("coordinator %s refused the token (%d)", base, resp.StatusCode)
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
 		return report.Response{}, &badReportError{status: resp.StatusCode, detail: string(bytes.TrimSpace(data[:min(len(data), 300)]))}
 	default:

@@ -8,11 +8,6 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-func (s *Server) registerHealthRoutes() {
-	s.e.GET("/healthz", s.healthz)
-	s.e.GET("/readyz", s.readyz)
-}
-
 // healthz answers while the process serves.
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -22,7 +17,7 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if err := s.ready.Ready(ctx); err != nil {
+	if err := s.d.Ready(ctx); err != nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "redis unreachable")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fusebox-io/fusebox/coordinator"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -49,6 +50,8 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, re.Error()
 	case errors.Is(err, statestore.ErrInvalidName), errors.Is(err, statestore.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, coordinator.ErrNotFound):
+		return http.StatusNotFound, err.Error()
 	case errors.Is(err, statestore.ErrUnavailable):
 		return http.StatusServiceUnavailable, "state store unavailable"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

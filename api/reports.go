@@ -9,10 +9,6 @@ import (
 	"github.com/fusebox-io/fusebox/report"
 )
 
-func (s *Server) registerReportRoutes() {
-	s.e.POST("/v1/reports", s.postReport)
-}
-
 // postReport applies an agent's outcome batch and answers with the current
 // state of the breakers it names.
 func (s *Server) postReport(c echo.Context) error {
@@ -23,7 +19,7 @@ func (s *Server) postReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	snaps, err := s.ingest.Ingest(c.Request().Context(), rep)
+	snaps, err := s.d.Ingest(c.Request().Context(), rep)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/coordinator"
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/internal/testcluster"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -31,7 +32,7 @@ func newFixture(t *testing.T, b redistest.Backend) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{srv: api.New(api.Config{BodyLimit: 64 << 10}, coord, coord), store: store}
+	return fixture{srv: api.New(api.Config{BodyLimit: 64 << 10, Tokens: testcluster.Tokens}, coord), store: store}
 }
 
 func (f fixture) post(t *testing.T, contentType, body string) *httptest.ResponseRecorder {
@@ -40,6 +41,7 @@ func (f fixture) post(t *testing.T, contentType, body string) *httptest.Response
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set("Authorization", "Bearer "+testcluster.AgentToken)
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)
 	return rec

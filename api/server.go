@@ -3,24 +3,36 @@ package api
 import (
 	"context"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/fusebox-io/fusebox/config"
+	"github.com/fusebox-io/fusebox/coordinator"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
-// Ingester applies agents' reports.
-type Ingester interface {
+// Domain is what the handlers need from the coordinator.
+type Domain interface {
 	Ingest(ctx context.Context, r report.Report) ([]statestore.Snapshot, error)
+	Ready(ctx context.Context) error
+	Breakers(ctx context.Context) ([]coordinator.Breaker, error)
+	Breaker(ctx context.Context, name string) (coordinator.Breaker, error)
+	Force(ctx context.Context, name string, o statestore.Override, ttl time.Duration, actor, reason string) (statestore.Result, error)
+	Release(ctx context.Context, name, actor, reason string) (statestore.Result, error)
+	Reset(ctx context.Context, name, actor, reason string) (statestore.Result, error)
+	Events(ctx context.Context, name string, count int64, before string) ([]statestore.Event, error)
+	EventsSince(ctx context.Context, after statestore.EventCursor, count int64) ([]statestore.Event, error)
+	Subscribe() (<-chan statestore.Event, func())
+	Agents(ctx context.Context) ([]statestore.AgentInfo, error)
 }
 
-// ReadinessChecker says whether the coordinator can serve (Redis answers).
-type ReadinessChecker interface {
-	Ready(ctx context.Context) error
-}
+var _ Domain = (*coordinator.Coordinator)(nil)
 
 // Config tunes the server. A zero field means the default on its comment.
 type Config struct {
@@ -28,19 +40,41 @@ type Config struct {
 	BodyLimit int64
 	// Logger receives server errors. Default: discard.
 	Logger *zerolog.Logger
+	// Tokens may call the API; each request names one with
+	// "Authorization: Bearer <secret>". With none, every protected route
+	// answers 401.
+	Tokens []config.Token
+	// MetricsPublic serves /metrics without a token.
+	MetricsPublic bool
+	// Collectors are served on /metrics beside the server's own.
+	Collectors []prometheus.Collector
 }
 
 // Server is the coordinator's HTTP handler.
 type Server struct {
-	e   *echo.Echo
-	log zerolog.Logger
+	e      *echo.Echo
+	log    zerolog.Logger
+	d      Domain
+	auth   *authenticator
+	public bool
 
-	ingest Ingester
-	ready  ReadinessChecker
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// route is one entry of the route table.
+type route struct {
+	method, path string
+	need         config.Role // "" = open
+	handler      echo.HandlerFunc
+	summary      string
 }
 
 // New builds the route table.
-func New(cfg Config, ingest Ingester, ready ReadinessChecker) *Server {
+func New(cfg Config, d Domain) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 1 << 20
 	}
@@ -51,18 +85,57 @@ func New(cfg Config, ingest Ingester, ready ReadinessChecker) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{e: e, log: log, ingest: ingest, ready: ready}
+	s := &Server{e: e, log: log, d: d, auth: newAuthenticator(cfg.Tokens), public: cfg.MetricsPublic, closing: make(chan struct{})}
+	s.initMetrics(cfg.Collectors)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.Recover())
+	e.Use(s.countRequests)
 	e.Use(bodyLimit(cfg.BodyLimit))
 
-	s.registerHealthRoutes()
-	s.registerReportRoutes()
+	for _, r := range s.routes() {
+		h := r.handler
+		if r.need != "" {
+			h = s.require(r.need, h)
+		}
+		e.Add(r.method, r.path, h)
+	}
 	return s
+}
+
+// routes is the route table: every endpoint, the role it needs, and what
+// it does. The OpenAPI document must describe each of them.
+func (s *Server) routes() []route {
+	metricsRole := config.RoleRead
+	if s.public {
+		metricsRole = ""
+	}
+	return []route{
+		{http.MethodGet, "/healthz", "", s.healthz, "the process serves"},
+		{http.MethodGet, "/readyz", "", s.readyz, "Redis answers"},
+		{http.MethodGet, "/openapi.json", "", s.openapi, "this API's OpenAPI document"},
+		{http.MethodGet, "/metrics", metricsRole, s.metrics, "Prometheus metrics"},
+		{http.MethodGet, "/", "", s.dashboard, "the dashboard"},
+		{http.MethodGet, "/assets/:file", "", s.asset, "the dashboard's assets"},
+		{http.MethodPost, "/v1/reports", config.RoleAgent, s.postReport, "an agent's outcome batch"},
+		{http.MethodGet, "/v1/breakers", config.RoleRead, s.listBreakers, "every breaker"},
+		{http.MethodGet, "/v1/breakers/:name", config.RoleRead, s.getBreaker, "one breaker"},
+		{http.MethodPost, "/v1/breakers/:name/force-open", config.RoleAdmin, s.forceOpen, "force a breaker open"},
+		{http.MethodPost, "/v1/breakers/:name/force-closed", config.RoleAdmin, s.forceClosed, "force a breaker closed"},
+		{http.MethodPost, "/v1/breakers/:name/release", config.RoleAdmin, s.release, "end an override"},
+		{http.MethodPost, "/v1/breakers/:name/reset", config.RoleAdmin, s.reset, "close with fresh counters, no override"},
+		{http.MethodGet, "/v1/breakers/:name/events", config.RoleRead, s.breakerEvents, "a breaker's journal, newest first"},
+		{http.MethodGet, "/v1/events/stream", config.RoleRead, s.streamEvents, "every transition, live (SSE)"},
+		{http.MethodGet, "/v1/agents", config.RoleRead, s.listAgents, "agents heard from in the last 30s"},
+	}
 }
 
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
+
+// CloseStreams ends every open event stream, so a graceful shutdown does
+// not wait for clients that never hang up. Register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // bodyLimit refuses bodies over limit bytes with 413, whether or not the
 // client declared a Content-Length.

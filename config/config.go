@@ -57,6 +57,7 @@ type breakerSpec struct {
 type file struct {
 	Defaults PolicySpec             `yaml:"defaults"`
 	Breakers map[string]breakerSpec `yaml:"breakers"`
+	Auth     Auth                   `yaml:"auth"`
 }
 
 // Config is a loaded, validated config file.
@@ -68,6 +69,8 @@ type Config struct {
 	// Canaries holds the canary of each breaker that has one, with every
 	// default filled in.
 	Canaries map[string]probe.Spec
+	// Auth holds the API tokens; ResolveTokens reads their secrets.
+	Auth Auth
 }
 
 // Default is the config used when no file is given: built-in defaults.
@@ -139,7 +142,7 @@ func Parse(data []byte) (*Config, error) {
 	if defaults.HalfOpen == statestore.HalfOpenCanary {
 		return nil, &Error{Field: "defaults.half_open", Reason: "canary needs a canary: block, which only a breaker can have; set half_open: canary on those breakers"}
 	}
-	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers)), Canaries: map[string]probe.Spec{}}
+	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers)), Canaries: map[string]probe.Spec{}, Auth: f.Auth}
 	for _, name := range slices.Sorted(maps.Keys(f.Breakers)) {
 		field := "breakers." + name
 		if !statestore.ValidName(name) {

@@ -106,7 +106,7 @@ breakers:
 	breakers := make([]*agentlib.Breaker, agents)
 	for i := range agents {
 		a, err := agentlib.New(agentlib.Config{
-			CoordinatorURL: c.URLs(), RedisURL: c.Redis.URL(), AgentID: fmt.Sprintf("agent-%d", i),
+			CoordinatorURL: c.URLs(), RedisURL: c.Redis.URL(), AgentID: fmt.Sprintf("agent-%d", i), Token: testcluster.AgentToken,
 			ResyncInterval: resync,
 		})
 		if err != nil {

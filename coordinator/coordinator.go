@@ -58,12 +58,14 @@ type Coordinator struct {
 
 	rs      *redsync.Redsync
 	metrics *metrics
+	hub     hub
 	probes  sync.WaitGroup // running canaries
 
 	mu      sync.Mutex
-	known   map[string]bool  // guarded by mu; names registered in Redis by this process
-	seen    map[string]bool  // guarded by mu; names seen in published changes
-	probing map[string]int64 // guarded by mu; breaker -> epoch this process is probing
+	known   map[string]bool      // guarded by mu; names registered in Redis by this process
+	beats   map[string]time.Time // guarded by mu; when each agent's heartbeat was last written
+	seen    map[string]bool      // guarded by mu; names seen in published changes
+	probing map[string]int64     // guarded by mu; breaker -> epoch this process is probing
 }
 
 // New returns a Coordinator. It does no I/O.
@@ -95,7 +97,7 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 		cfg: cfg, store: store, policies: policies, log: log,
 		rs:      redsync.New(goredis.NewPool(store.Client())),
 		metrics: newMetrics(),
-		known:   map[string]bool{}, seen: map[string]bool{}, probing: map[string]int64{},
+		known:   map[string]bool{}, seen: map[string]bool{}, probing: map[string]int64{}, beats: map[string]time.Time{},
 	}, nil
 }
 
@@ -114,6 +116,7 @@ func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore
 		return nil, err
 	}
 	c.metrics.reports.Inc()
+	c.heartbeat(ctx, r)
 	out := make([]statestore.Snapshot, 0, len(r.Breakers))
 	for _, b := range r.Breakers {
 		c.metrics.outcomes.WithLabelValues("ok").Add(float64(b.OK))
@@ -132,6 +135,30 @@ func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore
 		out = append(out, res.Snapshot)
 	}
 	return out, nil
+}
+
+// heartbeat records the agent as seen, at most once a second per agent
+// (or at once when its degraded flag changed).
+func (c *Coordinator) heartbeat(ctx context.Context, r report.Report) {
+	now := time.Now()
+	key := r.Agent
+	if r.Degraded {
+		key += "\x00degraded"
+	}
+	c.mu.Lock()
+	last, ok := c.beats[key]
+	if ok && now.Sub(last) < time.Second {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.beats) > 100_000 {
+		clear(c.beats) // a flood of agent ids: start over rather than grow
+	}
+	c.beats[key] = now
+	c.mu.Unlock()
+	if err := c.store.Heartbeat(ctx, r.Agent, r.Degraded, now); err != nil {
+		c.log.Debug().Err(err).Str("agent", r.Agent).Msg("record heartbeat")
+	}
 }
 
 func (c *Coordinator) register(ctx context.Context, bs []report.Breaker) error {
@@ -216,9 +243,12 @@ func (c *Coordinator) watch(ctx context.Context, out chan<- string) {
 			}
 			continue
 		}
-		s, err := statestore.DecodeMessage(msg.Payload)
+		s, ev, err := statestore.DecodeChange(msg.Payload)
 		if err != nil {
 			continue
+		}
+		if ev != nil {
+			c.hub.publish(*ev)
 		}
 		c.mu.Lock()
 		c.seen[s.Name] = true

@@ -1,6 +1,9 @@
 package coordinator
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -43,5 +46,61 @@ func newMetrics() *metrics {
 // Collectors returns the coordinator's metrics for a Prometheus registry.
 func (c *Coordinator) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.transitions, m.reports, m.outcomes, m.probes, m.probeDuration}
+	return []prometheus.Collector{m.transitions, m.reports, m.outcomes, m.probes, m.probeDuration, newClusterCollector(c)}
+}
+
+// clusterCollector reads the cluster's state on every scrape: one gauge
+// per breaker and state (1 for the breaker's current one), and the agents
+// heard from recently.
+type clusterCollector struct {
+	c                          *Coordinator
+	state, agents, degradedAgs *prometheus.Desc
+}
+
+var effectiveStates = []string{"closed", "open", "half_open", "forced_open", "forced_closed"}
+
+func newClusterCollector(c *Coordinator) *clusterCollector {
+	return &clusterCollector{
+		c: c,
+		state: prometheus.NewDesc("fusebox_breaker_state",
+			"1 for the state each breaker is in (closed, open, half_open, forced_open, forced_closed), 0 for the others.",
+			[]string{"breaker", "state"}, nil),
+		agents: prometheus.NewDesc("fusebox_agents_seen",
+			"Agents heard from in the last 30 seconds, by any coordinator.", nil, nil),
+		degradedAgs: prometheus.NewDesc("fusebox_agents_degraded",
+			"Agents heard from in the last 30 seconds that said they were degraded.", nil, nil),
+	}
+}
+
+func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cc.state
+	ch <- cc.agents
+	ch <- cc.degradedAgs
+}
+
+func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if bs, err := cc.c.Breakers(ctx); err == nil {
+		for _, b := range bs {
+			eff := b.Effective()
+			for _, st := range effectiveStates {
+				v := 0.0
+				if st == eff {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(cc.state, prometheus.GaugeValue, v, b.Name, st)
+			}
+		}
+	}
+	if ags, err := cc.c.Agents(ctx); err == nil {
+		degraded := 0
+		for _, a := range ags {
+			if a.Degraded {
+				degraded++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(cc.agents, prometheus.GaugeValue, float64(len(ags)))
+		ch <- prometheus.MustNewConstMetric(cc.degradedAgs, prometheus.GaugeValue, float64(degraded))
+	}
 }

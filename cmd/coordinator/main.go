@@ -84,21 +84,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
+	tokens, err := cfg.ResolveTokens(getenv)
+	if err != nil {
+		return err
+	}
+	envTokens, err := parseEnvTokens(getenv("FUSEBOX_TOKENS"))
+	if err != nil {
+		return err
+	}
+	tokens = append(tokens, envTokens...)
+	var devTokens []config.Token
+	if len(tokens) == 0 {
+		if !opts.dev {
+			return errors.New("no API tokens: name them under auth.tokens in the config file, or set FUSEBOX_TOKENS=name:role:secret[,…] (roles: read, agent, admin)")
+		}
+		if devTokens, err = generateDevTokens(); err != nil {
+			return err
+		}
+		tokens = devTokens
+	}
+
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.listen, err)
 	}
+	apiSrv := api.New(api.Config{Logger: &log, Tokens: tokens, MetricsPublic: cfg.MetricsArePublic(), Collectors: coord.Collectors()}, coord)
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Logger: &log}, coord, coord),
+		Handler:           apiSrv,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(apiSrv.CloseStreams)
 	apiURL := "http://" + ln.Addr().String()
 	log.Info().Str("id", coord.ID()).Str("api", apiURL).Str("redis", redactURL(redisURL)).
 		Bool("dev", opts.dev).Int("breakers_configured", len(cfg.Names())).Msg("coordinator starting")
 	if opts.dev {
-		fmt.Fprintf(stderr, "\nfusebox dev mode\n  API:   %s\n  Redis: %s   (FUSEBOX_REDIS_URL for agents)\n\n", apiURL, redisURL)
+		fmt.Fprintf(stderr, "\nfusebox dev mode\n  API:   %s   (dashboard at /)\n  Redis: %s   (FUSEBOX_REDIS_URL for agents)\n", apiURL, redisURL)
+		for _, t := range devTokens {
+			fmt.Fprintf(stderr, "  %-5s token: %s\n", t.Role, t.Secret)
+		}
+		fmt.Fprintln(stderr)
 	}
 	if err := coord.Ready(ctx); err != nil {
 		log.Warn().Err(err).Msg("redis not reachable yet; /readyz answers 503 until it is")

@@ -22,13 +22,17 @@ func TestRun_DevModeServesAndShutsDown(t *testing.T) {
 	}()
 	apiRe := regexp.MustCompile(`API:\s+(http://\S+)`)
 	redisRe := regexp.MustCompile(`Redis:\s+(redis://\S+)`)
-	var apiURL, redisURL string
+	agentRe := regexp.MustCompile(`agent token:\s+(\S+)`)
+	var apiURL, redisURL, agentToken string
 	sc := bufio.NewScanner(pr)
 	go func() {
 		<-time.After(10 * time.Second)
 		pw.CloseWithError(io.ErrUnexpectedEOF)
 	}()
-	for sc.Scan() && (apiURL == "" || redisURL == "") {
+	for sc.Scan() && (apiURL == "" || redisURL == "" || agentToken == "") {
+		if m := agentRe.FindStringSubmatch(sc.Text()); m != nil {
+			agentToken = m[1]
+		}
 		if m := apiRe.FindStringSubmatch(sc.Text()); m != nil {
 			apiURL = m[1]
 		}
@@ -37,8 +41,8 @@ func TestRun_DevModeServesAndShutsDown(t *testing.T) {
 		}
 	}
 	go io.Copy(io.Discard, pr)
-	if apiURL == "" || redisURL == "" {
-		t.Fatalf("dev mode did not print its addresses (api %q, redis %q)", apiURL, redisURL)
+	if apiURL == "" || redisURL == "" || agentToken == "" {
+		t.Fatalf("dev mode did not print its addresses and tokens (api %q, redis %q, agent token %q)", apiURL, redisURL, agentToken)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(apiURL + path)
@@ -50,10 +54,22 @@ func TestRun_DevModeServesAndShutsDown(t *testing.T) {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
 	}
-	resp, err := http.Post(apiURL+"/v1/reports", "application/json", strings.NewReader(`{"agent":"a","breakers":[{"name":"x","fail":5,"trailing_fail":5}]}`))
-	if err != nil {
-		t.Fatal(err)
+	post := func(token string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, apiURL+"/v1/reports", strings.NewReader(`{"agent":"a","breakers":[{"name":"x","fail":5,"trailing_fail":5}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
+	if resp := post(""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("report without a token: %d", resp.StatusCode)
+	}
+	resp := post(agentToken)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"state":"open"`) {
@@ -83,6 +99,10 @@ func TestRun_BadInputFailsAtStart(t *testing.T) {
 		{"bad redis url", []string{"--redis-url", "mysql://x"}, nil, "scheme"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"no tokens outside dev mode", []string{"--redis-url", "redis://127.0.0.1:1"}, nil, "no API tokens"},
+		{"bad token entry", []string{"--redis-url", "redis://127.0.0.1:1"}, map[string]string{"FUSEBOX_TOKENS": "ops:admin"}, "FUSEBOX_TOKENS entry 1"},
+		{"weak token", []string{"--redis-url", "redis://127.0.0.1:1"}, map[string]string{"FUSEBOX_TOKENS": "ops:admin:short"}, "shorter than"},
+		{"unknown role", []string{"--redis-url", "redis://127.0.0.1:1"}, map[string]string{"FUSEBOX_TOKENS": "ops:root:0123456789abcdef0"}, "role"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

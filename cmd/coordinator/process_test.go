@@ -110,6 +110,8 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+const agentToken = "process-test-agent-token-0123"
+
 const completionOK = `{"id":"c","object":"chat.completion","created":1,"model":"canary-model","choices":[{"index":0,"message":{"role":"assistant","content":"OK"},"finish_reason":"stop"}]}`
 
 // TestCanary_StalledProberIsFencedOut stops (SIGSTOP) the coordinator that
@@ -156,14 +158,18 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 	env := map[string]string{
 		"FUSEBOX_REDIS_URL": srv.URL(), "FUSEBOX_CONFIG": cfgPath,
 		"FUSEBOX_TICK": "20ms", "FUSEBOX_PROBE_LOCK_MARGIN": "300ms",
+		"FUSEBOX_TOKENS": "app:agent:" + agentToken,
 	}
 	procs := map[string]*process{}
 	for _, id := range []string{"c1", "c2"} {
 		procs[id] = startProcess(t, id, env)
 	}
 
-	resp, err := http.Post(procs["c1"].url+"/v1/reports", "application/json",
+	req, _ := http.NewRequest(http.MethodPost, procs["c1"].url+"/v1/reports",
 		strings.NewReader(`{"agent":"app","breakers":[{"name":"openai","fail":5,"trailing_fail":5,"last_error":"HTTP 503"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+agentToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

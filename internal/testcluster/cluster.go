@@ -19,6 +19,20 @@ import (
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
+// API tokens every test cluster accepts, one per role.
+const (
+	AdminToken = "test-admin-token-0123456789"
+	AgentToken = "test-agent-token-0123456789"
+	ReadToken  = "test-read-token-0123456789"
+)
+
+// Tokens are the tokens above, as the API takes them.
+var Tokens = []config.Token{
+	{Name: "test-admin", Role: config.RoleAdmin, Secret: AdminToken},
+	{Name: "test-agent", Role: config.RoleAgent, Secret: AgentToken},
+	{Name: "test-read", Role: config.RoleRead, Secret: ReadToken},
+}
+
 // Cluster is a Redis and its coordinators.
 type Cluster struct {
 	Redis        *redistest.Server
@@ -32,6 +46,7 @@ type Coordinator struct {
 	*coordinator.Coordinator
 	URL    string
 	server *httptest.Server
+	api    *api.Server
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -96,9 +111,12 @@ func Start(tb testing.TB, o Options) *Cluster {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		ts := httptest.NewServer(api.New(api.Config{}, coord, coord))
+		srv := api.New(api.Config{Tokens: Tokens, MetricsPublic: true, Collectors: coord.Collectors()}, coord)
+		ts := httptest.NewUnstartedServer(srv)
+		ts.Config.RegisterOnShutdown(srv.CloseStreams)
+		ts.Start()
 		ctx, cancel := context.WithCancel(context.Background())
-		cc := &Coordinator{Coordinator: coord, URL: ts.URL, server: ts, cancel: cancel, done: make(chan struct{})}
+		cc := &Coordinator{Coordinator: coord, URL: ts.URL, server: ts, api: srv, cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(cc.done)
 			_ = coord.Run(ctx)
@@ -133,6 +151,7 @@ func (cc *Coordinator) Stop() {
 	}
 	cc.cancel()
 	<-cc.done
+	cc.api.CloseStreams()
 	cc.server.CloseClientConnections()
 	cc.server.Close()
 	cc.cancel = nil
@@ -166,7 +185,13 @@ func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 func (c *Cluster) Trip(tb testing.TB, name string, failures int) {
 	tb.Helper()
 	body := fmt.Sprintf(`{"agent":"testcluster","breakers":[{"name":%q,"fail":%d,"trailing_fail":%d,"last_error":"tripped by test"}]}`, name, failures, failures)
-	resp, err := http.Post(c.Coordinators[0].URL+"/v1/reports", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, c.Coordinators[0].URL+"/v1/reports", strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+AgentToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
