@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,4 +151,31 @@ func bodyLimit(limit int64) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// Route is one served endpoint.
+type Route struct {
+	Method string
+	Path   string // echo's form: /v1/breakers/:name
+	Role   config.Role
+}
+
+// OpenAPIPath is the path in OpenAPI's form: /v1/breakers/{name}.
+func (r Route) OpenAPIPath() string {
+	parts := strings.Split(r.Path, "/")
+	for i, p := range parts {
+		if strings.HasPrefix(p, ":") {
+			parts[i] = "{" + p[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// Routes lists every endpoint the server serves.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.routes() {
+		out = append(out, Route{Method: r.method, Path: r.path, Role: r.need})
+	}
+	return out
 }

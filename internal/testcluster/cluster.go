@@ -46,7 +46,7 @@ type Coordinator struct {
 	*coordinator.Coordinator
 	URL    string
 	server *httptest.Server
-	api    *api.Server
+	API    *api.Server
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -116,7 +116,7 @@ func Start(tb testing.TB, o Options) *Cluster {
 		ts.Config.RegisterOnShutdown(srv.CloseStreams)
 		ts.Start()
 		ctx, cancel := context.WithCancel(context.Background())
-		cc := &Coordinator{Coordinator: coord, URL: ts.URL, server: ts, api: srv, cancel: cancel, done: make(chan struct{})}
+		cc := &Coordinator{Coordinator: coord, URL: ts.URL, server: ts, API: srv, cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(cc.done)
 			_ = coord.Run(ctx)
@@ -151,7 +151,7 @@ func (cc *Coordinator) Stop() {
 	}
 	cc.cancel()
 	<-cc.done
-	cc.api.CloseStreams()
+	cc.API.CloseStreams()
 	cc.server.CloseClientConnections()
 	cc.server.Close()
 	cc.cancel = nil
