@@ -10,6 +10,7 @@ test: deps
 
 deps:
 	@./scripts/ensure-redis.sh
+	@./scripts/ensure-chromium.sh
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -366,9 +366,12 @@ func TestServer_Metrics(t *testing.T) {
 	testcluster.Eventually(t, 3*time.Second, "tripped", func() bool { return c.Snapshot(t, "openai").State == statestore.StateOpen })
 	h := c.Coordinators[0].API
 	var body string
-	testcluster.Eventually(t, 3*time.Second, "the agent's heartbeat counted", func() bool {
+	// Counters move after each response is written: poll until the
+	// reports and the heartbeat are in.
+	testcluster.Eventually(t, 3*time.Second, "the agent's reports and heartbeat counted", func() bool {
 		body = call(t, h, "GET", "/metrics", "", "").Body.String()
-		return strings.Contains(body, "fusebox_agents_seen 1")
+		return strings.Contains(body, "fusebox_agents_seen 1") && strings.Contains(body, `fusebox_outcomes_total{result="fail"} 5`) &&
+			strings.Contains(body, `route="/v1/reports",status="200"`)
 	})
 	for _, want := range []string{
 		`fusebox_breaker_state{breaker="openai",state="open"} 1`,

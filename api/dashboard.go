@@ -13,7 +13,7 @@ import (
 //go:embed dashboard
 var dashboardFS embed.FS
 
-var assetName = regexp.MustCompile(`^[a-z0-9-]+\.(js|css)$`)
+var assetName = regexp.MustCompile(`^[a-z0-9-]+\.(js|css|svg)$`)
 
 // dashboard serves the live dashboard: a static page, no build step; it
 // reads the API with the token the operator types in.
