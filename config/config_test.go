@@ -178,3 +178,47 @@ func TestParse_BadCanaries(t *testing.T) {
 		})
 	}
 }
+
+func TestResolveTokens(t *testing.T) {
+	c, err := config.Parse([]byte(`
+auth:
+  tokens:
+    - {name: ops, role: admin, token_env: OPS_TOKEN}
+    - {name: agents, role: agent, token: literal-secret-0123456789}
+  metrics_public: false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"OPS_TOKEN": "env-secret-0123456789"}
+	ts, err := c.ResolveTokens(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 2 || ts[0].Secret != "env-secret-0123456789" || ts[0].Role != config.RoleAdmin || ts[1].Secret != "literal-secret-0123456789" {
+		t.Fatalf("tokens = %+v", ts)
+	}
+	if c.MetricsArePublic() {
+		t.Fatal("metrics_public: false was ignored")
+	}
+	if !config.Default().MetricsArePublic() {
+		t.Fatal("metrics are public by default")
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"auth:\n  tokens:\n    - {name: a, role: admin, token_env: UNSET_VAR}\n", "UNSET_VAR is not set"},
+		{"auth:\n  tokens:\n    - {name: a, role: admin, token: short}\n", "shorter than 16"},
+		{"auth:\n  tokens:\n    - {name: a, role: root, token: 0123456789abcdef}\n", "role"},
+		{"auth:\n  tokens:\n    - {name: a, role: admin}\n", "token or token_env is required"},
+		{"auth:\n  tokens:\n    - {name: a, role: admin, token: 0123456789abcdef, token_env: X}\n", "not both"},
+		{"auth:\n  tokens:\n    - {name: a, role: read, token: 0123456789abcdef}\n    - {name: a, role: read, token: 0123456789abcdeg}\n", "appears twice"},
+		{"auth:\n  tokens:\n    - {name: 'a b', role: read, token: 0123456789abcdef}\n", "name"},
+	} {
+		c, err := config.Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ResolveTokens(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
