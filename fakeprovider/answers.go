@@ -1,0 +1,184 @@
+package fakeprovider
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+var seq atomic.Int64
+
+func words() []string {
+	ws := strings.SplitAfter(Reply, " ")
+	return ws
+}
+
+// promptTokens is a rough count of the words a request sent.
+func promptTokens(body []byte) int {
+	var r struct {
+		Messages []struct {
+			Content json.RawMessage `json:"content"`
+		} `json:"messages"`
+		System json.RawMessage `json:"system"`
+	}
+	_ = json.Unmarshal(body, &r)
+	n := len(strings.Fields(string(r.System)))
+	for _, m := range r.Messages {
+		n += len(strings.Fields(string(m.Content)))
+	}
+	return max(n, 1)
+}
+
+func completionTokens() int { return len(words()) }
+
+func sse(w http.ResponseWriter, event string, v any) {
+	b, _ := json.Marshal(v)
+	if event != "" {
+		fmt.Fprintf(w, "event: %s\n", event)
+	}
+	fmt.Fprintf(w, "data: %s\n\n", b)
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+// openAIChat answers /chat/completions (OpenAI, and Ollama's compatible
+// endpoint).
+func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request, body []byte, req request, f *Fault) {
+	id := fmt.Sprintf("chatcmpl-fake%d", seq.Add(1))
+	created := time.Now().Unix()
+	model := req.Model
+	if req.Stream == nil || !*req.Stream {
+		writeJSON(w, 200, map[string]any{
+			"id": id, "object": "chat.completion", "created": created, "model": model,
+			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": Reply}, "finish_reason": "stop", "logprobs": nil}},
+			"usage":   map[string]int{"prompt_tokens": promptTokens(body), "completion_tokens": completionTokens(), "total_tokens": promptTokens(body) + completionTokens()},
+		})
+		return
+	}
+	var opts struct {
+		StreamOptions struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	_ = json.Unmarshal(body, &opts)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(200)
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}}}
+	}
+	sse(w, "", chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+	for i, word := range words() {
+		if f != nil && i == f.CutAfter {
+			if f.Kind == FaultStreamError {
+				sse(w, "", map[string]any{"error": map[string]any{"message": "The server had an error while processing your request.", "type": "server_error", "param": nil, "code": nil}})
+				return
+			}
+			cutConn(w)
+		}
+		sse(w, "", chunk(map[string]any{"content": word}, nil))
+	}
+	sse(w, "", chunk(map[string]any{}, "stop"))
+	if opts.StreamOptions.IncludeUsage {
+		sse(w, "", map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": []any{},
+			"usage": map[string]int{"prompt_tokens": promptTokens(body), "completion_tokens": completionTokens(), "total_tokens": promptTokens(body) + completionTokens()}})
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+func (s *Server) openAIModels(w http.ResponseWriter, _ *http.Request) {
+	var data []any
+	for _, m := range []string{"gpt-4o", "gpt-4o-mini"} {
+		data = append(data, map[string]any{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"})
+	}
+	writeJSON(w, 200, map[string]any{"object": "list", "data": data})
+}
+
+// anthropicMessages answers /v1/messages.
+func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body []byte, req request, f *Fault) {
+	if r.Header.Get("anthropic-version") == "" {
+		writeJSON(w, 400, map[string]any{"type": "error", "error": map[string]string{"type": "invalid_request_error", "message": "anthropic-version: header is required"}})
+		return
+	}
+	var mt struct {
+		MaxTokens *int `json:"max_tokens"`
+	}
+	_ = json.Unmarshal(body, &mt)
+	if mt.MaxTokens == nil {
+		writeJSON(w, 400, map[string]any{"type": "error", "error": map[string]string{"type": "invalid_request_error", "message": "max_tokens: Field required"}})
+		return
+	}
+	id := fmt.Sprintf("msg_fake%d", seq.Add(1))
+	in, out := promptTokens(body), completionTokens()
+	if req.Stream == nil || !*req.Stream {
+		writeJSON(w, 200, map[string]any{
+			"id": id, "type": "message", "role": "assistant", "model": req.Model,
+			"content":     []any{map[string]string{"type": "text", "text": Reply}},
+			"stop_reason": "end_turn", "stop_sequence": nil,
+			"usage": map[string]int{"input_tokens": in, "output_tokens": out},
+		})
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(200)
+	sse(w, "message_start", map[string]any{"type": "message_start", "message": map[string]any{
+		"id": id, "type": "message", "role": "assistant", "model": req.Model, "content": []any{},
+		"stop_reason": nil, "stop_sequence": nil, "usage": map[string]int{"input_tokens": in, "output_tokens": 1}}})
+	sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]string{"type": "text", "text": ""}})
+	sse(w, "ping", map[string]string{"type": "ping"})
+	for i, word := range words() {
+		if f != nil && i == f.CutAfter {
+			if f.Kind == FaultStreamError {
+				sse(w, "error", map[string]any{"type": "error", "error": map[string]string{"type": "overloaded_error", "message": "Overloaded"}})
+				return
+			}
+			cutConn(w)
+		}
+		sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]string{"type": "text_delta", "text": word}})
+	}
+	sse(w, "content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
+	sse(w, "message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}, "usage": map[string]int{"output_tokens": out}})
+	sse(w, "message_stop", map[string]string{"type": "message_stop"})
+}
+
+// ollamaChat answers Ollama's native /api/chat: NDJSON unless
+// "stream": false.
+func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request, body []byte, req request, f *Fault) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if req.Stream != nil && !*req.Stream {
+		writeJSON(w, 200, map[string]any{"model": req.Model, "created_at": now, "message": map[string]string{"role": "assistant", "content": Reply},
+			"done": true, "done_reason": "stop", "prompt_eval_count": promptTokens(body), "eval_count": completionTokens()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(200)
+	enc := json.NewEncoder(w)
+	flush := func() {
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+	}
+	for i, word := range words() {
+		if f != nil && i == f.CutAfter {
+			if f.Kind == FaultStreamError {
+				_ = enc.Encode(map[string]string{"error": "llama runner process has terminated: signal: killed"})
+				return
+			}
+			cutConn(w)
+		}
+		_ = enc.Encode(map[string]any{"model": req.Model, "created_at": now, "message": map[string]string{"role": "assistant", "content": word}, "done": false})
+		flush()
+	}
+	_ = enc.Encode(map[string]any{"model": req.Model, "created_at": now, "message": map[string]string{"role": "assistant", "content": ""},
+		"done": true, "done_reason": "stop", "prompt_eval_count": promptTokens(body), "eval_count": completionTokens()})
+}
+
+func (s *Server) ollamaTags(w http.ResponseWriter, _ *http.Request, _ []byte, _ request, _ *Fault) {
+	writeJSON(w, 200, map[string]any{"models": []any{map[string]any{"name": "llama3.2:1b", "model": "llama3.2:1b", "size": 1321098329,
+		"details": map[string]string{"family": "llama", "parameter_size": "1.2B"}}}})
+}

@@ -1,0 +1,86 @@
+package fakeprovider
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Kind names a fault.
+type Kind string
+
+const (
+	// FaultStatus answers Status with the provider's own error body.
+	FaultStatus Kind = "status"
+	// FaultQuota answers the provider's billing error: OpenAI 429
+	// insufficient_quota, Anthropic 402 billing_error.
+	FaultQuota Kind = "quota"
+	// FaultHang never answers; the request ends when the client gives up.
+	FaultHang Kind = "hang"
+	// FaultReset closes the connection with a TCP reset, no response.
+	FaultReset Kind = "reset"
+	// FaultStreamCut starts a streamed answer and drops the connection
+	// after CutAfter chunks, with no end marker.
+	FaultStreamCut Kind = "stream_cut"
+	// FaultStreamError starts a streamed answer and sends the provider's
+	// mid-stream error event after CutAfter chunks.
+	FaultStreamError Kind = "stream_error"
+	// FaultLatency answers normally after Latency.
+	FaultLatency Kind = "latency"
+)
+
+// Fault is one scheduled misbehaviour of a provider.
+type Fault struct {
+	Kind Kind `json:"kind"`
+	// Status for FaultStatus: 400, 401, 403, 404, 408, 413, 429, 500,
+	// 502, 503, 504, 529.
+	Status int `json:"status,omitempty"`
+	// RetryAfter is sent as the Retry-After header when set ("7").
+	RetryAfter string `json:"retry_after,omitempty"`
+	// HTML sends a 5xx as an HTML page instead of JSON (OpenAI's 502s).
+	HTML bool `json:"html,omitempty"`
+	// Latency is added before any answer (every kind).
+	Latency Duration `json:"latency,omitempty"`
+	// CutAfter is how many stream chunks go out before a stream fault.
+	CutAfter int `json:"cut_after,omitempty"`
+	// Times applies the fault to the next Times calls, then clears it;
+	// 0 keeps it until cleared.
+	Times int `json:"times,omitempty"`
+}
+
+// Validate checks a fault.
+func (f Fault) Validate() error {
+	switch f.Kind {
+	case FaultStatus:
+		if f.Status < 400 || f.Status > 599 {
+			return fmt.Errorf("status: want 400-599, got %d", f.Status)
+		}
+	case FaultQuota, FaultHang, FaultReset, FaultStreamCut, FaultStreamError, FaultLatency:
+	default:
+		return fmt.Errorf("kind %q: want status, quota, hang, reset, stream_cut, stream_error or latency", f.Kind)
+	}
+	if f.Times < 0 || f.CutAfter < 0 || f.Latency < 0 {
+		return fmt.Errorf("times, cut_after and latency must not be negative")
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "250ms" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "250ms".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string like \"250ms\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %v", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
