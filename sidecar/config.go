@@ -1,0 +1,375 @@
+package sidecar
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// Kind names a provider's wire format.
+type Kind string
+
+const (
+	KindOpenAI           Kind = "openai"
+	KindOpenAICompatible Kind = "openai-compatible"
+	KindAnthropic        Kind = "anthropic"
+	KindOllama           Kind = "ollama"
+)
+
+// Timeouts bound one call to a provider.
+type Timeouts struct {
+	// Connect bounds the TCP and TLS handshake. Default 5s.
+	Connect time.Duration
+	// FirstByte bounds the wait for the response headers. Default 30s.
+	FirstByte time.Duration
+	// Total bounds the whole call, stream included. Default 120s.
+	Total time.Duration
+}
+
+// Provider is one upstream.
+type Provider struct {
+	Name string
+	Kind Kind
+	// BaseURL: default https://api.openai.com/v1 (openai),
+	// https://api.anthropic.com (anthropic), http://127.0.0.1:11434
+	// (ollama); required for openai-compatible.
+	BaseURL string
+	// APIKey is read from the environment variable the file names.
+	APIKey    string
+	APIKeyEnv string
+	// Models maps a requested model to this provider's; "*" maps every
+	// other one. A request for a model it cannot map skips the provider.
+	Models map[string]string
+	Timeouts
+	// Breaker names the provider's cluster-wide breaker. Default: Name.
+	Breaker string
+	// MaxTokens is sent to Anthropic when a request sets none. Default 4096.
+	MaxTokens int
+	// NextOnConfigError moves on to the next provider after a 401, 403 or
+	// 404 (a configuration error here, not an outage). Default true.
+	NextOnConfigError bool
+}
+
+// Model maps a requested model to this provider's, if it can serve it.
+func (p *Provider) Model(requested string) (string, bool) {
+	if m, ok := p.Models[requested]; ok {
+		return m, true
+	}
+	if m, ok := p.Models["*"]; ok {
+		if m == "" || m == "*" {
+			return requested, true
+		}
+		return m, true
+	}
+	return "", false
+}
+
+// Route is a fallback chain for the models it serves.
+type Route struct {
+	Name string
+	// Models this route serves; "*" serves any.
+	Models []string
+	// Chain is tried in order.
+	Chain []*Provider
+	// Cache answers repeated non-streamed requests from Redis.
+	Cache    bool
+	CacheTTL time.Duration
+}
+
+func (r *Route) serves(model string) bool {
+	return slices.Contains(r.Models, model) || slices.Contains(r.Models, "*")
+}
+
+// Retry shapes retries of transient errors (connection errors, timeouts).
+type Retry struct {
+	// Attempts per provider, the first included. Default 3.
+	Attempts int
+	// Base and Max bound the exponential backoff (with full jitter).
+	// Defaults 100ms and 2s.
+	Base, Max time.Duration
+	// Budget caps retries at this share of the requests of the last 10
+	// seconds, plus MinPerSecond. Defaults 0.2 and 1.
+	Budget       float64
+	MinPerSecond float64
+}
+
+// Config is a loaded sidecar config file.
+type Config struct {
+	Providers map[string]*Provider
+	Routes    []*Route
+	Retry     Retry
+	// UserHeader names the request header that identifies the caller's
+	// user, part of the cache key. Default X-Fusebox-User.
+	UserHeader string
+}
+
+// RouteFor returns the first route that serves model.
+func (c *Config) RouteFor(model string) (*Route, bool) {
+	for _, r := range c.Routes {
+		if r.serves(model) {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+type fileTimeouts struct {
+	Connect   *duration `yaml:"connect"`
+	FirstByte *duration `yaml:"first_byte"`
+	Total     *duration `yaml:"total"`
+}
+
+type fileProvider struct {
+	Kind              Kind              `yaml:"kind"`
+	BaseURL           string            `yaml:"base_url"`
+	APIKeyEnv         string            `yaml:"api_key_env"`
+	Models            map[string]string `yaml:"models"`
+	Timeouts          fileTimeouts      `yaml:"timeouts"`
+	Breaker           string            `yaml:"breaker"`
+	MaxTokens         int               `yaml:"max_tokens"`
+	NextOnConfigError *bool             `yaml:"next_on_config_error"`
+}
+
+type fileRoute struct {
+	Name   string   `yaml:"name"`
+	Models []string `yaml:"models"`
+	Chain  []string `yaml:"chain"`
+	Cache  struct {
+		Enabled bool      `yaml:"enabled"`
+		TTL     *duration `yaml:"ttl"`
+	} `yaml:"cache"`
+}
+
+type fileConfig struct {
+	Providers map[string]fileProvider `yaml:"providers"`
+	Routes    []fileRoute             `yaml:"routes"`
+	Retry     struct {
+		Attempts     *int      `yaml:"attempts"`
+		Base         *duration `yaml:"base"`
+		Max          *duration `yaml:"max"`
+		Budget       *float64  `yaml:"budget"`
+		MinPerSecond *float64  `yaml:"min_per_second"`
+	} `yaml:"retry"`
+	UserHeader string `yaml:"user_header"`
+}
+
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if n.Tag != "!!str" || err != nil {
+		return fmt.Errorf("line %d: want a duration with a unit, like \"30s\", got %q", n.Line, n.Value)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// ConfigError names the field and the reason.
+type ConfigError struct {
+	Path, Field, Reason string
+}
+
+func (e *ConfigError) Error() string {
+	where := "sidecar config"
+	if e.Path != "" {
+		where += " " + e.Path
+	}
+	if e.Field == "" {
+		return where + ": " + e.Reason
+	}
+	return where + ": " + e.Field + ": " + e.Reason
+}
+
+// LoadConfig reads a config file; getenv gives API keys.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{Path: path, Reason: err.Error()}
+	}
+	c, err := ParseConfig(data, getenv)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		ce.Path = path
+	}
+	return c, err
+}
+
+// ParseConfig reads and validates a config file's contents.
+func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
+	var f fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &ConfigError{Reason: err.Error()}
+	}
+	c := &Config{Providers: map[string]*Provider{}, UserHeader: "X-Fusebox-User"}
+	if f.UserHeader != "" {
+		c.UserHeader = f.UserHeader
+	}
+	if len(f.Providers) == 0 {
+		return nil, &ConfigError{Field: "providers", Reason: "name at least one provider"}
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Providers)) {
+		p, err := provider(name, f.Providers[name], getenv)
+		if err != nil {
+			return nil, err
+		}
+		c.Providers[name] = p
+	}
+	if len(f.Routes) == 0 {
+		return nil, &ConfigError{Field: "routes", Reason: "name at least one route"}
+	}
+	seen := map[string]bool{}
+	for i, fr := range f.Routes {
+		field := fmt.Sprintf("routes[%d]", i)
+		if fr.Name == "" {
+			return nil, &ConfigError{Field: field + ".name", Reason: "required"}
+		}
+		if seen[fr.Name] {
+			return nil, &ConfigError{Field: field + ".name", Reason: fmt.Sprintf("%q appears twice", fr.Name)}
+		}
+		seen[fr.Name] = true
+		r := &Route{Name: fr.Name, Models: fr.Models, Cache: fr.Cache.Enabled, CacheTTL: 300 * time.Second}
+		if len(r.Models) == 0 {
+			r.Models = []string{"*"}
+		}
+		if fr.Cache.TTL != nil {
+			r.CacheTTL = time.Duration(*fr.Cache.TTL)
+			if r.CacheTTL < time.Second || r.CacheTTL > 7*24*time.Hour {
+				return nil, &ConfigError{Field: field + ".cache.ttl", Reason: "want 1s to 168h"}
+			}
+		}
+		if len(fr.Chain) == 0 {
+			return nil, &ConfigError{Field: field + ".chain", Reason: "name at least one provider"}
+		}
+		for j, pn := range fr.Chain {
+			p, ok := c.Providers[pn]
+			if !ok {
+				return nil, &ConfigError{Field: fmt.Sprintf("%s.chain[%d]", field, j), Reason: fmt.Sprintf("no provider %q", pn)}
+			}
+			r.Chain = append(r.Chain, p)
+		}
+		c.Routes = append(c.Routes, r)
+	}
+	c.Retry = Retry{Attempts: 3, Base: 100 * time.Millisecond, Max: 2 * time.Second, Budget: 0.2, MinPerSecond: 1}
+	fr := f.Retry
+	if fr.Attempts != nil {
+		c.Retry.Attempts = *fr.Attempts
+	}
+	if fr.Base != nil {
+		c.Retry.Base = time.Duration(*fr.Base)
+	}
+	if fr.Max != nil {
+		c.Retry.Max = time.Duration(*fr.Max)
+	}
+	if fr.Budget != nil {
+		c.Retry.Budget = *fr.Budget
+	}
+	if fr.MinPerSecond != nil {
+		c.Retry.MinPerSecond = *fr.MinPerSecond
+	}
+	switch {
+	case c.Retry.Attempts < 1 || c.Retry.Attempts > 10:
+		return nil, &ConfigError{Field: "retry.attempts", Reason: "want 1 (no retries) to 10"}
+	case c.Retry.Base <= 0 || c.Retry.Max < c.Retry.Base:
+		return nil, &ConfigError{Field: "retry.max", Reason: "want base > 0 and max >= base"}
+	case c.Retry.Budget < 0 || c.Retry.Budget > 1:
+		return nil, &ConfigError{Field: "retry.budget", Reason: "want a share in [0, 1]"}
+	case c.Retry.MinPerSecond < 0:
+		return nil, &ConfigError{Field: "retry.min_per_second", Reason: "must not be negative"}
+	}
+	return c, nil
+}
+
+func provider(name string, fp fileProvider, getenv func(string) string) (*Provider, error) {
+	field := "providers." + name
+	if !statestore.ValidName(name) {
+		return nil, &ConfigError{Field: field, Reason: "invalid name: use 1-128 of A-Z a-z 0-9 . _ -"}
+	}
+	p := &Provider{Name: name, Kind: fp.Kind, BaseURL: strings.TrimRight(fp.BaseURL, "/"), APIKeyEnv: fp.APIKeyEnv,
+		Models: fp.Models, Breaker: fp.Breaker, MaxTokens: fp.MaxTokens, NextOnConfigError: true,
+		Timeouts: Timeouts{Connect: 5 * time.Second, FirstByte: 30 * time.Second, Total: 120 * time.Second}}
+	if fp.NextOnConfigError != nil {
+		p.NextOnConfigError = *fp.NextOnConfigError
+	}
+	switch p.Kind {
+	case KindOpenAI:
+		if p.BaseURL == "" {
+			p.BaseURL = "https://api.openai.com/v1"
+		}
+		if p.APIKeyEnv == "" {
+			return nil, &ConfigError{Field: field + ".api_key_env", Reason: "required for openai"}
+		}
+	case KindAnthropic:
+		if p.BaseURL == "" {
+			p.BaseURL = "https://api.anthropic.com"
+		}
+		if p.APIKeyEnv == "" {
+			return nil, &ConfigError{Field: field + ".api_key_env", Reason: "required for anthropic"}
+		}
+	case KindOllama:
+		if p.BaseURL == "" {
+			p.BaseURL = "http://127.0.0.1:11434"
+		}
+	case KindOpenAICompatible:
+		if p.BaseURL == "" {
+			return nil, &ConfigError{Field: field + ".base_url", Reason: "required for openai-compatible"}
+		}
+	case "":
+		return nil, &ConfigError{Field: field + ".kind", Reason: "required: openai, anthropic, ollama or openai-compatible"}
+	default:
+		return nil, &ConfigError{Field: field + ".kind", Reason: fmt.Sprintf("%q: want openai, anthropic, ollama or openai-compatible", p.Kind)}
+	}
+	if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &ConfigError{Field: field + ".base_url", Reason: fmt.Sprintf("%q: want an http(s) URL", p.BaseURL)}
+	}
+	if p.APIKeyEnv != "" {
+		p.APIKey = getenv(p.APIKeyEnv)
+		if p.APIKey == "" {
+			return nil, &ConfigError{Field: field + ".api_key_env", Reason: fmt.Sprintf("environment variable %s is not set", p.APIKeyEnv)}
+		}
+	}
+	if len(p.Models) == 0 {
+		p.Models = map[string]string{"*": ""}
+	}
+	if p.Breaker == "" {
+		p.Breaker = name
+	}
+	if !statestore.ValidName(p.Breaker) {
+		return nil, &ConfigError{Field: field + ".breaker", Reason: "invalid breaker name"}
+	}
+	if p.MaxTokens == 0 {
+		p.MaxTokens = 4096
+	}
+	if p.MaxTokens < 0 {
+		return nil, &ConfigError{Field: field + ".max_tokens", Reason: "must be positive"}
+	}
+	t := fp.Timeouts
+	for _, d := range []struct {
+		name string
+		v    *duration
+		dst  *time.Duration
+	}{{"connect", t.Connect, &p.Connect}, {"first_byte", t.FirstByte, &p.FirstByte}, {"total", t.Total, &p.Total}} {
+		if d.v != nil {
+			if *d.v <= 0 {
+				return nil, &ConfigError{Field: field + ".timeouts." + d.name, Reason: "must be positive"}
+			}
+			*d.dst = time.Duration(*d.v)
+		}
+	}
+	if p.FirstByte > p.Total || p.Connect > p.Total {
+		return nil, &ConfigError{Field: field + ".timeouts.total", Reason: "must be at least connect and first_byte"}
+	}
+	return p, nil
+}
