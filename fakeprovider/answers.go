@@ -72,14 +72,27 @@ func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request, body []byte,
 		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}}}
 	}
+	// Stream faults strike before chunk number CutAfter (0: before any).
+	sent := 0
+	fault := func() bool {
+		if f == nil || sent != f.CutAfter {
+			sent++
+			return false
+		}
+		if f.Kind == FaultStreamError {
+			sse(w, "", map[string]any{"error": map[string]any{"message": "The server had an error while processing your request.", "type": "server_error", "param": nil, "code": nil}})
+			return true
+		}
+		cutConn(w)
+		return true
+	}
+	if fault() {
+		return
+	}
 	sse(w, "", chunk(map[string]any{"role": "assistant", "content": ""}, nil))
-	for i, word := range words() {
-		if f != nil && i == f.CutAfter {
-			if f.Kind == FaultStreamError {
-				sse(w, "", map[string]any{"error": map[string]any{"message": "The server had an error while processing your request.", "type": "server_error", "param": nil, "code": nil}})
-				return
-			}
-			cutConn(w)
+	for _, word := range words() {
+		if fault() {
+			return
 		}
 		sse(w, "", chunk(map[string]any{"content": word}, nil))
 	}
@@ -126,18 +139,30 @@ func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body 
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(200)
+	sent := 0
+	fault := func() bool {
+		if f == nil || sent != f.CutAfter {
+			sent++
+			return false
+		}
+		if f.Kind == FaultStreamError {
+			sse(w, "error", map[string]any{"type": "error", "error": map[string]string{"type": "overloaded_error", "message": "Overloaded"}})
+			return true
+		}
+		cutConn(w)
+		return true
+	}
+	if fault() {
+		return
+	}
 	sse(w, "message_start", map[string]any{"type": "message_start", "message": map[string]any{
 		"id": id, "type": "message", "role": "assistant", "model": req.Model, "content": []any{},
 		"stop_reason": nil, "stop_sequence": nil, "usage": map[string]int{"input_tokens": in, "output_tokens": 1}}})
 	sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]string{"type": "text", "text": ""}})
 	sse(w, "ping", map[string]string{"type": "ping"})
-	for i, word := range words() {
-		if f != nil && i == f.CutAfter {
-			if f.Kind == FaultStreamError {
-				sse(w, "error", map[string]any{"type": "error", "error": map[string]string{"type": "overloaded_error", "message": "Overloaded"}})
-				return
-			}
-			cutConn(w)
+	for _, word := range words() {
+		if fault() {
+			return
 		}
 		sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]string{"type": "text_delta", "text": word}})
 	}

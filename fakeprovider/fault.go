@@ -41,7 +41,8 @@ type Fault struct {
 	HTML bool `json:"html,omitempty"`
 	// Latency is added before any answer (every kind).
 	Latency Duration `json:"latency,omitempty"`
-	// CutAfter is how many stream chunks go out before a stream fault.
+	// CutAfter is how many stream chunks (events, for Anthropic; lines,
+	// for Ollama) go out before a stream fault: 0 strikes before any.
 	CutAfter int `json:"cut_after,omitempty"`
 	// Times applies the fault to the next Times calls, then clears it;
 	// 0 keeps it until cleared.
