@@ -156,3 +156,10 @@ func chatCtx(t *testing.T, ctx context.Context, url, body string, headers ...str
 
 const hello = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`
 const helloStream = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}`
+
+func startFake(t *testing.T, fp *fakeprovider.Server) string {
+	t.Helper()
+	fsrv := httptest.NewServer(fp)
+	t.Cleanup(func() { fp.Close(); fsrv.Close() })
+	return fsrv.URL
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/probe"
+	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Response headers.
@@ -68,7 +69,8 @@ func (s *Server) walk(ctx context.Context, w http.ResponseWriter, route *Route, 
 			case served, answered, cancelled:
 				return
 			case retry:
-				if attempt < s.cfg.Retry.Attempts && b.State().State == "closed" && b.State().Override == "" {
+				if st := b.State(); attempt < s.cfg.Retry.Attempts &&
+					(st.Override == statestore.OverrideClosed || st.Override == statestore.OverrideNone && st.State == statestore.StateClosed) {
 					if !s.budget.spend(time.Now()) {
 						s.metrics.budgetExhausted.Inc()
 					} else if sleep(ctx, backoff(s.cfg.Retry, attempt)) {

@@ -68,6 +68,11 @@ func New(o Options) (*Server, error) {
 	}
 	for name, p := range o.Config.Providers {
 		s.upstreams[name] = newUpstream(p)
+		// Mirror every breaker from the start, so the first request
+		// already sees the cluster's state.
+		if _, err := o.Agent.Breaker(p.Breaker); err != nil {
+			return nil, fmt.Errorf("sidecar: provider %s: %w", name, err)
+		}
 	}
 	if o.Redis != nil {
 		s.cache = &cache{rdb: o.Redis, prefix: o.CachePrefix}
