@@ -12,8 +12,12 @@ deps:
 	@./scripts/ensure-redis.sh
 	@./scripts/ensure-chromium.sh
 
+# Every comparison in one run, about 5 minutes on 2 cores (docs/benchmarks.md).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./agentlib
+	$(GO) test -run '^$$' -bench PerCall -benchmem ./bench
+	$(GO) test -run '^$$' -bench Outage -benchtime 1x ./bench
+	$(GO) run ./cmd/outagesim -scale 10
 
 lint:
 	$(GO) vet ./...

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fusebox-io/fusebox/api"
 	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/coordinator"
@@ -64,6 +66,8 @@ type Options struct {
 	// ProbeLockMargin is added to a canary's timeout for its lock's
 	// expiry. Default 200ms.
 	ProbeLockMargin time.Duration
+	// RedisHook, when set, sees every command the coordinators send.
+	RedisHook redis.Hook
 }
 
 // Start runs a cluster until the test ends.
@@ -94,6 +98,9 @@ func Start(tb testing.TB, o Options) *Cluster {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = rdb.Close() })
+	if o.RedisHook != nil {
+		rdb.AddHook(o.RedisHook)
+	}
 	store, err := statestore.New(rdb, statestore.Options{})
 	if err != nil {
 		tb.Fatal(err)
