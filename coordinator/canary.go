@@ -46,20 +46,22 @@ func (c *Coordinator) maybeProbe(ctx context.Context, s statestore.Snapshot, p s
 // claimant, so a coordinator that stalled past its lock cannot overwrite
 // what its successor found.
 func (c *Coordinator) runProbe(ctx context.Context, name string, epoch int64, p statestore.Policy, canary probe.Canary) {
-	m := c.rs.NewMutex(c.store.ProbeLockKey(name, epoch),
-		redsync.WithExpiry(canary.Timeout()+c.cfg.ProbeLockMargin), redsync.WithTries(1))
+	expiry := canary.Timeout() + c.cfg.ProbeLockMargin
+	m := c.rs.NewMutex(c.store.ProbeLockKey(name, epoch), redsync.WithExpiry(expiry), redsync.WithTries(1))
 	if err := m.TryLockContext(ctx); err != nil {
 		return // another coordinator probes this window
 	}
 	defer func() { _, _ = m.UnlockContext(context.WithoutCancel(ctx)) }()
-	claim, err := c.store.ProbeStart(ctx, name, p, c.cfg.ID, epoch, m.Value())
+	claim, err := c.store.ProbeStart(ctx, name, p, c.cfg.ID, epoch, m.Value(), expiry)
 	if err != nil {
 		c.log.Warn().Err(err).Str("breaker", name).Int64("epoch", epoch).Msg("claim half-open window")
 		return
 	}
 	if !claim.Granted {
-		return // the window ended while we took the lock
+		return // the window ended, or another prober holds it
 	}
+	c.logTransition(claim) // a window whose prober vanished was replaced
+	epoch = claim.Epoch
 	c.log.Info().Str("event", "probe_started").Str("breaker", name).Int64("epoch", epoch).Str("actor", c.cfg.ID).Msg("probe")
 
 	r := canary.Probe(ctx)

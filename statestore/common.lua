@@ -72,6 +72,7 @@ local function load()
     actor = r.actor or '',
     changed_at = tonumber(r.changed_at) or 0,
     probe_owner = r.probe_owner or '',
+    probe_started_at = tonumber(r.probe_started_at) or 0,
   }
 end
 
@@ -104,7 +105,7 @@ local function save(s)
     'half_open_at', fmt(s.half_open_at), 'gen', s.gen,
     'last_error', s.last_error, 'reason', s.reason, 'actor', s.actor,
     'changed_at', fmt(s.changed_at), 'probe_owner', s.probe_owner,
-    'policy', P.json)
+    'probe_started_at', fmt(s.probe_started_at), 'policy', P.json)
 end
 
 local function reply(s, code, ev)

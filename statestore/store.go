@@ -119,12 +119,16 @@ func (s *Store) Tick(ctx context.Context, name string, p Policy, actor string) (
 
 // ProbeStart claims the half-open window epoch for a canary probe with a
 // fencing token, and journals probe_started. Result.Granted is false when
-// the window is over (another epoch, closed, forced).
-func (s *Store) ProbeStart(ctx context.Context, name string, p Policy, actor string, epoch int64, token string) (Result, error) {
-	if token == "" {
-		return Result{}, fmt.Errorf("%w: empty probe token", ErrInvalid)
+// the window is over (another epoch, closed, forced) or another prober
+// claimed it less than claimTTL ago. A window whose prober vanished
+// (claimed longer ago, no result) ends without a verdict and the claim
+// goes to a new window: Result.Epoch is the window claimed, the one whose
+// result ProbeResult must name.
+func (s *Store) ProbeStart(ctx context.Context, name string, p Policy, actor string, epoch int64, token string, claimTTL time.Duration) (Result, error) {
+	if token == "" || claimTTL <= 0 {
+		return Result{}, fmt.Errorf("%w: a probe claim needs a token and a positive ttl", ErrInvalid)
 	}
-	return s.run(ctx, probeStartScript, name, p, actor, strconv.FormatInt(epoch, 10), token)
+	return s.run(ctx, probeStartScript, name, p, actor, strconv.FormatInt(epoch, 10), token, strconv.FormatInt(claimTTL.Milliseconds(), 10))
 }
 
 // ProbeResult applies a canary probe's result. It is fenced by epoch and

@@ -711,38 +711,55 @@ func TestStore_ProbeStartFencesByToken(t *testing.T) {
 		p := fastPolicy()
 		p.HalfOpen = statestore.HalfOpenCanary
 
-		closed, err := s.ProbeStart(ctx, "canary", p, "c1", 1, "tok-a")
+		ttl := 100 * time.Millisecond
+		closed, err := s.ProbeStart(ctx, "canary", p, "c1", 1, "tok-a", ttl)
 		if err != nil || closed.Granted {
 			t.Fatalf("claimed a window of a breaker with no state: %+v %v", closed, err)
 		}
 		r := halfOpen(t, s, "canary", p)
-		if old, _ := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch-1, "tok-a"); old.Granted {
+		if old, _ := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch-1, "tok-a", ttl); old.Granted {
 			t.Fatal("claimed an old window")
 		}
-		a, err := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch, "tok-a")
-		if err != nil || !a.Granted || a.Version != r.Version {
+		a, err := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch, "tok-a", ttl)
+		if err != nil || !a.Granted || a.Version != r.Version || a.Epoch != r.Epoch {
 			t.Fatalf("claim: %+v %v (a claim is not a transition)", a, err)
 		}
-		// c1 stalls past its lock; c2 takes the window over.
-		if b2, _ := s.ProbeStart(ctx, "canary", p, "c2", r.Epoch, "tok-b"); !b2.Granted {
-			t.Fatal("the successor could not claim the window")
+		// While c1's claim is fresh, nobody else may probe this window.
+		if b2, _ := s.ProbeStart(ctx, "canary", p, "c2", r.Epoch, "tok-b", ttl); b2.Granted {
+			t.Fatal("a second prober claimed a window that is being probed")
+		}
+		// c1 stalls past its lock; c2 takes over, in a new window.
+		var b2 statestore.Result
+		eventually(t, 5*time.Second, "the successor claims a new window", func() bool {
+			b2, err = s.ProbeStart(ctx, "canary", p, "c2", r.Epoch, "tok-b", ttl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b2.Granted
+		})
+		if b2.Epoch != r.Epoch+1 || b2.Version != r.Version+1 {
+			t.Fatalf("takeover: epoch %d version %d, want a new window %d (version %d)", b2.Epoch, b2.Version, r.Epoch+1, r.Version+1)
 		}
 		late, err := s.ProbeResult(ctx, "canary", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, OK: true, Token: "tok-a"})
 		if err != nil || !late.Stale || late.State != statestore.StateHalfOpen {
 			t.Fatalf("the stalled prober's result was applied: %+v %v", late, err)
 		}
-		res, err := s.ProbeResult(ctx, "canary", p, "c2", statestore.ProbeOutcome{Epoch: r.Epoch, Error: "HTTP 503", Token: "tok-b"})
+		if wrong, _ := s.ProbeResult(ctx, "canary", p, "c1", statestore.ProbeOutcome{Epoch: b2.Epoch, OK: true, Token: "tok-a"}); !wrong.Stale {
+			t.Fatal("a result with another prober's token was applied")
+		}
+		res, err := s.ProbeResult(ctx, "canary", p, "c2", statestore.ProbeOutcome{Epoch: b2.Epoch, Error: "HTTP 503", Token: "tok-b"})
 		if err != nil || res.Stale || res.State != statestore.StateOpen || res.Transition.Event != "probe_failed" || res.Transition.LastError != "HTTP 503" {
 			t.Fatalf("the successor's result: %+v %+v %v", res.Snapshot, res.Transition, err)
 		}
-		evs, err := s.Events(ctx, "canary", 3, "")
+		evs, err := s.Events(ctx, "canary", 4, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != 3 || evs[0].Event != "probe_failed" || evs[1].Event != "probe_started" || evs[1].Actor != "c2" || evs[2].Event != "probe_started" || evs[2].Actor != "c1" {
+		if len(evs) != 4 || evs[0].Event != "probe_failed" || evs[1].Event != "probe_started" || evs[1].Actor != "c2" ||
+			evs[2].Event != "half_open" || evs[2].Reason != "prober_lost" || evs[3].Event != "probe_started" || evs[3].Actor != "c1" {
 			t.Fatalf("journal = %+v", evs)
 		}
-		if _, err := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch, ""); !errors.Is(err, statestore.ErrInvalid) {
+		if _, err := s.ProbeStart(ctx, "canary", p, "c1", r.Epoch, "", ttl); !errors.Is(err, statestore.ErrInvalid) {
 			t.Fatalf("empty token: %v", err)
 		}
 	})

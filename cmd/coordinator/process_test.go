@@ -208,14 +208,21 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 	}
 	stopped := time.Now()
 
-	// The other coordinator takes the window once the lock expires
-	// (canary timeout 2s + margin 300ms), and its verdict stands.
-	eventually(t, 10*time.Second, "the other coordinator probes epoch 1", func() bool {
-		return len(find("probe_started", "epoch 1", otherID)) == 1
+	// The other coordinator takes over once the lock expires (canary
+	// timeout 2s + margin 300ms): the lost window ends without a verdict
+	// and its canary runs in a new one, so no window sees two canaries.
+	eventually(t, 10*time.Second, "the other coordinator probes a new window", func() bool {
+		return len(find("probe_started", "epoch 2", otherID)) == 1
 	})
 	took := time.Since(stopped)
+	if lost := find("half_open", "prober_lost", otherID); len(lost) != 1 {
+		t.Fatalf("the takeover was not journaled as a new window: %+v", lost)
+	}
+	if n := len(find("probe_started", "epoch 1", "")); n != 1 {
+		t.Fatalf("epoch 1 saw %d probe_started, want 1", n)
+	}
 	eventually(t, 5*time.Second, "its result recorded", func() bool { return len(find("probe_failed", "", otherID)) > 0 })
-	t.Logf("%s stopped mid-probe; %s probed epoch 1 %s later", holderID, otherID, took.Round(time.Millisecond))
+	t.Logf("%s stopped mid-probe; %s probed a new window %s later", holderID, otherID, took.Round(time.Millisecond))
 	if took < 1500*time.Millisecond {
 		t.Fatalf("%s probed %s after the stop, before the lock could expire", otherID, took)
 	}
