@@ -1,12 +1,21 @@
 GO ?= go
 
-.PHONY: test test-integration bench lint tidy-check deps
+.PHONY: test test-unit test-integration images bench lint tidy-check deps
 
 # The one test command: installs what it needs, vets, runs every test with
 # the race detector.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# Container images from this machine's files alone (no registry needed).
+images:
+	./scripts/build-images.sh
+
+# The container suites: Redis, coordinators, sidecars and the fake provider
+# on private networks (testcontainers-go), from locally built images.
+test-integration: deps images
+	$(GO) test -tags integration -count=1 -timeout 18m -v ./integration
 
 deps:
 	@./scripts/ensure-redis.sh

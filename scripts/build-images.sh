@@ -23,7 +23,7 @@ done
 
 for name in coordinator agent fakeprovider; do
   rootfs="$IMAGES/$name/rootfs"
-  mkdir -p "$rootfs/tmp" "$rootfs/etc/ssl/certs"
+  mkdir -p "$rootfs/tmp" "$rootfs/etc/ssl/certs" "$rootfs/etc/fusebox"
   chmod 1777 "$rootfs/tmp"
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$rootfs/fusebox-$name" "./cmd/$name")
   if [ -n "$ca" ]; then cp "$ca" "$rootfs/etc/ssl/certs/ca-certificates.crt"; fi
@@ -33,17 +33,17 @@ done
 # symlink), every library ldd lists, and the dynamic loader.
 rootfs="$IMAGES/redis/rootfs"
 rm -rf "$rootfs"
-mkdir -p "$rootfs/usr/bin" "$rootfs/data" "$rootfs/tmp"
-chmod 1777 "$rootfs/tmp" "$rootfs/data"
+mkdir -p "$rootfs/usr/bin" "$rootfs/data" "$rootfs/tmp" "$rootfs/etc/redis"
+chmod 1777 "$rootfs/tmp" "$rootfs/data" "$rootfs/etc/redis"
 bin="$(command -v redis-server)"
 cp -L "$bin" "$rootfs/usr/bin/redis-server"
-ldd "$bin" | awk '/=>/ {print $3} !/=>/ && /^\s*\// {print $1}' | while read -r lib; do
+ldd "$bin" | awk '/=>/ {print $3} !/=>/ && $1 ~ /^\// {print $1}' | while read -r lib; do
   [ -n "$lib" ] || continue
   mkdir -p "$rootfs$(dirname "$lib")"
   cp -L "$lib" "$rootfs$lib"
 done
 
 for name in redis coordinator agent fakeprovider; do
-  docker build -q -t "fusebox/$name:$TAG" "$IMAGES/$name" >/dev/null
+  docker build -q -t "fusebox/$name:$TAG" "$IMAGES/$name" >/dev/null 2>&1 || docker build -t "fusebox/$name:$TAG" "$IMAGES/$name"
   echo "built fusebox/$name:$TAG"
 done
