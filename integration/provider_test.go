@@ -89,3 +89,105 @@ func countEvents(evs []event, name string) int {
 	}
 	return n
 }
+
+// Suite 2: the primary hangs. No client waits longer than the configured
+// timeouts allow, and the sidecars' goroutines and open connections do not
+// grow while it lasts.
+func TestSuite2_PrimaryHangs(t *testing.T) {
+	e := newEnv(t, options{})
+	l := e.startLoad(20 * time.Millisecond)
+	start := time.Now()
+	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	gor := func() (g, fds float64) {
+		for _, a := range e.agents {
+			g += metric(t, a.url, "go_goroutines")
+			fds += metric(t, a.url, "process_open_fds")
+		}
+		return g, fds
+	}
+	g0, f0 := gor()
+
+	e.fault("openai", `{"kind":"hang"}`)
+	outage := time.Now()
+	eventually(t, 15*time.Second, "the cluster trips", func() bool { return e.state("openai") != "closed" })
+	eventually(t, 10*time.Second, "every sidecar serves from the fallback", func() bool { return l.servedBy(time.Now().Add(-time.Second), "anthropic", 5) })
+	var gs, fs []float64
+	for range 10 {
+		g, f := gor()
+		gs = append(gs, g)
+		fs = append(fs, f)
+		time.Sleep(500 * time.Millisecond)
+	}
+	// first_byte 1s, 2 attempts, backoff at most 200ms, then a fallback
+	// that answers at once.
+	limit := 2*time.Second + 200*time.Millisecond + time.Second
+	var worst time.Duration
+	for _, r := range l.since(outage) {
+		worst = max(worst, r.took)
+	}
+	t.Logf("suite 2: slowest answer during the hang %s (limit %s); goroutines %v -> %v, open fds %v -> %v (sum of 3 sidecars, before -> during)",
+		worst.Round(time.Millisecond), limit, g0, gs, f0, fs)
+	if worst > limit {
+		t.Fatalf("a client waited %s, longer than the timeouts allow (%s)", worst, limit)
+	}
+	for i := range gs {
+		if gs[i] > g0+60 || fs[i] > f0+30 {
+			t.Fatalf("sample %d: goroutines %v (before %v), fds %v (before %v): resources grow during the outage", i, gs[i], g0, fs[i], f0)
+		}
+	}
+	if gs[len(gs)-1] > gs[0]+10 {
+		t.Fatalf("goroutines keep growing: %v", gs)
+	}
+	if f := l.failures(start); len(f) != 0 {
+		t.Fatalf("%d requests failed although the fallback was up; first: %+v", len(f), f[0])
+	}
+}
+
+// Suite 3: a 429 with Retry-After keeps the whole cluster off the primary
+// until then; then it resumes.
+func TestSuite3_RetryAfter(t *testing.T) {
+	e := newEnv(t, options{coordYAML: `
+defaults:
+  consecutive_failures: 5
+  open_timeout: 1s
+  max_open_timeout: 30s
+breakers:
+  openai:
+    canary:
+      kind: openai
+      url: http://fakeprovider:9090/openai/v1
+      model: gpt-4o-mini
+      timeout: 1s
+`})
+	l := e.startLoad(20 * time.Millisecond)
+	start := time.Now()
+	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	before := e.sidecarCalls("openai")
+	const retryAfter = 4 * time.Second
+	e.fault("openai", `{"kind":"status","status":429,"retry_after":"4"}`)
+	eventually(t, 10*time.Second, "the cluster trips", func() bool { return e.state("openai") == "open" })
+	tripped := time.Now()
+	e.heal("openai") // healthy again at once, but it asked for 4 s
+	stoppedAt, after := e.waitStopped("openai", time.Second, 10*time.Second)
+	fakeAt := e.calls("openai")
+	var resumed time.Time
+	eventually(t, 15*time.Second, "calls resume", func() bool {
+		if e.calls("openai") > fakeAt {
+			if resumed.IsZero() {
+				resumed = time.Now()
+			}
+			return true
+		}
+		return false
+	})
+	off := resumed.Sub(tripped)
+	t.Logf("suite 3: %.0f sidecar calls reached the primary after the first 429 (threshold 1 with Retry-After); the last sidecar stopped %s after the trip; the cluster stayed off for %s (Retry-After %s)",
+		after-before, stoppedAt.Sub(tripped).Round(time.Millisecond), off.Round(time.Millisecond), retryAfter)
+	if off < retryAfter-250*time.Millisecond {
+		t.Fatalf("a call reached the primary %s after the trip, before its Retry-After of %s", off, retryAfter)
+	}
+	eventually(t, 15*time.Second, "every sidecar back on the primary", func() bool { return l.servedBy(resumed, "openai", 3) })
+	if f := l.failures(start); len(f) != 0 {
+		t.Fatalf("%d requests failed; first: %+v", len(f), f[0])
+	}
+}
