@@ -77,8 +77,12 @@ type node struct {
 type env struct {
 	t      *testing.T
 	ctx    context.Context
-	ctl    *testcontainers.DockerNetwork
-	data   *testcontainers.DockerNetwork
+	ctl    string
+	data   string
+	// ctl0 replaces ctl for agent-0 when the suite cuts it off: Redis and
+	// the coordinators leave ctl0, agent-0 keeps its own endpoints (and its
+	// published port).
+	ctl0 string
 	redis  *node
 	coords []*node
 	agents []*node
@@ -93,6 +97,8 @@ type options struct {
 	noRedis    bool     // the suite starts its own Redis
 	coordEnv   map[string]string
 	agentEnv   map[string]string
+	// partitionable gives agent-0 its own control network (ctl0).
+	partitionable bool
 }
 
 const defaultCoordYAML = `
@@ -134,15 +140,17 @@ func newEnv(t *testing.T, o options) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx}
-	var err error
-	if e.ctl, err = network.New(ctx); err != nil {
-		t.Fatalf("network: %v", err)
+	// Docker publishes a container's ports on the endpoint of the network
+	// whose name sorts first: name them so that ctl0, the one a suite
+	// disconnects, sorts last.
+	prefix := fmt.Sprintf("fbx-it-%d", time.Now().UnixNano())
+	e.ctl = e.network(prefix + "-a-ctl")
+	e.data = e.network(prefix + "-b-data")
+	ctlNets := []string{e.ctl}
+	if o.partitionable {
+		e.ctl0 = e.network(prefix + "-z-ctl0")
+		ctlNets = append(ctlNets, e.ctl0)
 	}
-	testcontainers.CleanupNetwork(t, e.ctl)
-	if e.data, err = network.New(ctx); err != nil {
-		t.Fatalf("network: %v", err)
-	}
-	testcontainers.CleanupNetwork(t, e.data)
 	if o.coordYAML == "" {
 		o.coordYAML = defaultCoordYAML
 	}
@@ -153,9 +161,10 @@ func newEnv(t *testing.T, o options) *env {
 		o.redisURL = "redis://redis:6379"
 	}
 	if !o.noRedis {
-		e.redis = e.startRedis("redis", append([]string{"--appendonly", "yes", "--appendfsync", "always"}, o.redisArgs...)...)
+		e.redis = e.runCmd(redisImage, "redis", ctlNets, nil, nil, append([]string{"--appendonly", "yes", "--appendfsync", "always"}, o.redisArgs...),
+			wait.ForLog("Ready to accept connections"), "6379/tcp")
 	}
-	e.fake = e.run(fakeImage, "fakeprovider", []*testcontainers.DockerNetwork{e.data}, map[string]string{"FAKEPROVIDER_LISTEN": "0.0.0.0:9090"}, nil, "9090/tcp")
+	e.fake = e.run(fakeImage, "fakeprovider", []string{e.data}, map[string]string{"FAKEPROVIDER_LISTEN": "0.0.0.0:9090"}, nil, "9090/tcp")
 	for i := range 2 {
 		name := fmt.Sprintf("coordinator-%d", i)
 		envs := map[string]string{
@@ -166,7 +175,7 @@ func newEnv(t *testing.T, o options) *env {
 		for k, v := range o.coordEnv {
 			envs[k] = v
 		}
-		e.coords = append(e.coords, e.run(coordImage, name, []*testcontainers.DockerNetwork{e.ctl, e.data}, envs,
+		e.coords = append(e.coords, e.run(coordImage, name, append(append([]string{}, ctlNets...), e.data), envs,
 			[]testcontainers.ContainerFile{{Reader: strings.NewReader(o.coordYAML), ContainerFilePath: "/etc/fusebox/fusebox.yaml", FileMode: 0o444}}, "8080/tcp"))
 	}
 	for i := range 3 {
@@ -181,12 +190,23 @@ func newEnv(t *testing.T, o options) *env {
 		for k, v := range o.agentEnv {
 			envs[k] = v
 		}
-		// data first: the published port rides on it, so cutting ctl
-		// leaves the sidecar reachable from the test.
-		e.agents = append(e.agents, e.run(agentImage, name, []*testcontainers.DockerNetwork{e.data, e.ctl}, envs,
+		ctl := e.ctl
+		if o.partitionable && i == 0 {
+			ctl = e.ctl0
+		}
+		e.agents = append(e.agents, e.run(agentImage, name, []string{e.data, ctl}, envs,
 			[]testcontainers.ContainerFile{{Reader: strings.NewReader(o.sidecarYAML), ContainerFilePath: "/etc/fusebox/sidecar.yaml", FileMode: 0o444}}, "8787/tcp"))
 	}
 	return e
+}
+
+// network creates a private network, labelled like testcontainers' own so
+// .ci/run's cleanup finds it if a test dies.
+func (e *env) network(name string) string {
+	e.t.Helper()
+	docker(e.t, "network", "create", "--label", "org.testcontainers=true", name)
+	e.t.Cleanup(func() { _ = exec.Command("docker", "network", "rm", name).Run() })
+	return name
 }
 
 func sep(u string) string {
@@ -199,15 +219,15 @@ func sep(u string) string {
 // startRedis runs a Redis on ctl under alias name.
 func (e *env) startRedis(name string, args ...string) *node {
 	e.t.Helper()
-	return e.runCmd(redisImage, name, []*testcontainers.DockerNetwork{e.ctl}, nil, nil, args, wait.ForLog("Ready to accept connections"), "6379/tcp")
+	return e.runCmd(redisImage, name, []string{e.ctl}, nil, nil, args, wait.ForLog("Ready to accept connections"), "6379/tcp")
 }
 
-func (e *env) run(image, name string, nets []*testcontainers.DockerNetwork, envs map[string]string, files []testcontainers.ContainerFile, port string) *node {
+func (e *env) run(image, name string, nets []string, envs map[string]string, files []testcontainers.ContainerFile, port string) *node {
 	e.t.Helper()
 	return e.runCmd(image, name, nets, envs, files, nil, wait.ForHTTP("/healthz").WithPort(port).WithStartupTimeout(30*time.Second), port)
 }
 
-func (e *env) runCmd(image, name string, nets []*testcontainers.DockerNetwork, envs map[string]string, files []testcontainers.ContainerFile, cmd []string, w wait.Strategy, port string) *node {
+func (e *env) runCmd(image, name string, nets []string, envs map[string]string, files []testcontainers.ContainerFile, cmd []string, w wait.Strategy, port string) *node {
 	e.t.Helper()
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithExposedPorts(port),
@@ -223,7 +243,7 @@ func (e *env) runCmd(image, name string, nets []*testcontainers.DockerNetwork, e
 		opts = append(opts, testcontainers.WithCmdArgs(cmd...))
 	}
 	for _, n := range nets {
-		opts = append(opts, network.WithNetwork([]string{name}, n))
+		opts = append(opts, network.WithNetworkName([]string{name}, n))
 	}
 	c, err := testcontainers.Run(e.ctx, image, opts...)
 	testcontainers.CleanupContainer(e.t, c)
