@@ -84,6 +84,7 @@ type env struct {
 	// published port).
 	ctl0 string
 	redis  *node
+	extra  []*node // the suite's own Redis containers
 	coords []*node
 	agents []*node
 	fake   *node
@@ -99,6 +100,8 @@ type options struct {
 	agentEnv   map[string]string
 	// partitionable gives agent-0 its own control network (ctl0).
 	partitionable bool
+	// redisHook starts the suite's own Redis (with noRedis).
+	redisHook func(e *env)
 }
 
 const defaultCoordYAML = `
@@ -164,6 +167,9 @@ func newEnv(t *testing.T, o options) *env {
 		e.redis = e.runCmd(redisImage, "redis", ctlNets, nil, nil, append([]string{"--appendonly", "yes", "--appendfsync", "always"}, o.redisArgs...),
 			wait.ForLog("Ready to accept connections"), "6379/tcp")
 	}
+	if o.redisHook != nil {
+		o.redisHook(e)
+	}
 	e.fake = e.run(fakeImage, "fakeprovider", []string{e.data}, map[string]string{"FAKEPROVIDER_LISTEN": "0.0.0.0:9090"}, nil, "9090/tcp")
 	for i := range 2 {
 		name := fmt.Sprintf("coordinator-%d", i)
@@ -219,7 +225,9 @@ func sep(u string) string {
 // startRedis runs a Redis on ctl under alias name.
 func (e *env) startRedis(name string, args ...string) *node {
 	e.t.Helper()
-	return e.runCmd(redisImage, name, []string{e.ctl}, nil, nil, args, wait.ForLog("Ready to accept connections"), "6379/tcp")
+	n := e.runCmd(redisImage, name, []string{e.ctl}, nil, nil, args, wait.ForLog("Ready to accept connections"), "6379/tcp")
+	e.extra = append(e.extra, n)
+	return n
 }
 
 func (e *env) run(image, name string, nets []string, envs map[string]string, files []testcontainers.ContainerFile, port string) *node {
@@ -227,12 +235,13 @@ func (e *env) run(image, name string, nets []string, envs map[string]string, fil
 	return e.runCmd(image, name, nets, envs, files, nil, wait.ForHTTP("/healthz").WithPort(port).WithStartupTimeout(30*time.Second), port)
 }
 
-func (e *env) runCmd(image, name string, nets []string, envs map[string]string, files []testcontainers.ContainerFile, cmd []string, w wait.Strategy, port string) *node {
+func (e *env) runCmd(image, name string, nets []string, envs map[string]string, files []testcontainers.ContainerFile, cmd []string, w wait.Strategy, port string, more ...testcontainers.ContainerCustomizer) *node {
 	e.t.Helper()
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithExposedPorts(port),
 		testcontainers.WithWaitStrategyAndDeadline(40*time.Second, w),
 	}
+	opts = append(opts, more...)
 	if envs != nil {
 		opts = append(opts, testcontainers.WithEnv(envs))
 	}
@@ -379,11 +388,19 @@ func (e *env) state(breaker string) string {
 	return "unknown"
 }
 
-func (e *env) admin(path, body string) {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.coords[0].url+path, strings.NewReader(body))
+func newAdminRequest(url, body string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
+	return req, nil
+}
+
+func (e *env) admin(path, body string) {
+	e.t.Helper()
+	req, _ := newAdminRequest(e.coords[0].url+path, body)
 	resp, err := httpClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		e.t.Fatalf("admin %s: %v %v", path, resp, err)
