@@ -2,10 +2,14 @@ GO ?= go
 
 .PHONY: test test-unit test-integration images bench lint tidy-check deps
 
-# The one test command: installs what it needs, vets, runs every test with
-# the race detector.
-test: deps
+# The one test command: installs what it needs (redis-server, chromium),
+# builds the images, vets, runs every test with the race detector, then
+# the container suites.
+test: test-unit test-integration
+
+test-unit: deps
 	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration
 	$(GO) test -race -count=1 ./...
 
 # Container images from this machine's files alone (no registry needed).

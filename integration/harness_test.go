@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
@@ -53,6 +54,9 @@ func TestMain(m *testing.M) {
 	// image cannot be pulled here, and the host is this machine.
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	if os.Getenv("FUSEBOX_IT_CONTAINER_LOGS") == "" {
+		tclog.SetDefault(quiet{}) // a container's start and stop are not news
+	}
 	for _, img := range []string{redisImage, coordImage, agentImage, fakeImage} {
 		if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "integration: image %s is missing: build the images with `make images` (no registry is needed)\n", img)
@@ -61,6 +65,10 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
 
 // node is one container and, for HTTP services, its URL on this machine.
 type node struct {
