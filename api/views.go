@@ -67,10 +67,10 @@ func viewBreaker(b coordinator.Breaker) BreakerView {
 	return BreakerView{
 		Name: b.Name, State: string(b.State), Override: string(b.Override), Effective: b.Effective(),
 		Version: b.Version, Epoch: b.Epoch, FailureCount: b.FailureCount,
-		Window:        WindowView{Calls: b.WindowCalls, Failures: b.WindowFailures, Slow: b.WindowSlow},
-		OpenUntil:     t(b.OpenUntil),
-		OverrideUntil: t(b.OverrideUntil),
-		RetryInMS:     b.RetryInMS,
+		Window:         WindowView{Calls: b.WindowCalls, Failures: b.WindowFailures, Slow: b.WindowSlow},
+		OpenUntil:      t(b.OpenUntil),
+		OverrideUntil:  t(b.OverrideUntil),
+		RetryInMS:      b.RetryInMS,
 		LastTransition: TransitionView{Reason: b.Reason, Actor: b.Actor, At: t(b.ChangedAt), LastError: b.LastError},
 		Policy: PolicyView{
 			ConsecutiveFailures: p.ConsecutiveFailures, FailureRate: p.FailureRate, MinCalls: p.MinCalls,

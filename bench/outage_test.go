@@ -41,11 +41,6 @@ func (p *provider) call() error {
 	return nil
 }
 
-// replica makes one call through its breaker, calling the provider only
-// if its breaker lets it; an error of the breaker itself (gobreaker's
-// distributed lock timing out) is returned.
-type replica func(p *provider) error
-
 type trial struct {
 	callsBeforeAllDenied int64
 	lastDenied           time.Duration

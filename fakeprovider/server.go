@@ -195,9 +195,6 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 				f = nil
 			}
 		}
-		if req.Stream != nil {
-			stream = *req.Stream
-		}
 		h(w, r, body, req, f)
 	}
 }
@@ -276,4 +273,3 @@ func (s *Server) reset(w http.ResponseWriter, _ *http.Request) {
 	s.Reset()
 	w.WriteHeader(http.StatusNoContent)
 }
-

@@ -83,14 +83,14 @@ type node struct {
 // partition from Redis and the coordinators that leaves its providers
 // reachable.
 type env struct {
-	t      *testing.T
-	ctx    context.Context
-	ctl    string
-	data   string
+	t    *testing.T
+	ctx  context.Context
+	ctl  string
+	data string
 	// ctl0 replaces ctl for agent-0 when the suite cuts it off: Redis and
 	// the coordinators leave ctl0, agent-0 keeps its own endpoints (and its
 	// published port).
-	ctl0 string
+	ctl0   string
 	redis  *node
 	extra  []*node // the suite's own Redis containers
 	coords []*node
@@ -99,13 +99,13 @@ type env struct {
 }
 
 type options struct {
-	coordYAML  string
+	coordYAML   string
 	sidecarYAML string
-	redisURL   string   // as the coordinators and sidecars see it
-	redisArgs  []string // extra redis-server arguments
-	noRedis    bool     // the suite starts its own Redis
-	coordEnv   map[string]string
-	agentEnv   map[string]string
+	redisURL    string   // as the coordinators and sidecars see it
+	redisArgs   []string // extra redis-server arguments
+	noRedis     bool     // the suite starts its own Redis
+	coordEnv    map[string]string
+	agentEnv    map[string]string
 	// partitionable gives agent-0 its own control network (ctl0).
 	partitionable bool
 	// redisHook starts the suite's own Redis (with noRedis).

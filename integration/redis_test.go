@@ -224,19 +224,27 @@ func (e *env) formCluster(nodes []*node) {
 // slotOwners maps a slot to the index of the node (redis-N) that serves it.
 func (e *env) slotOwners(c *redis.Client) func(int) int {
 	e.t.Helper()
-	slots, err := c.ClusterSlots(context.Background()).Result()
+	shards, err := c.ClusterShards(context.Background()).Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return func(slot int) int {
-		for _, s := range slots {
-			if slot >= int(s.Start) && slot <= int(s.End) {
-				for i := range 3 {
-					if strings.HasPrefix(s.Nodes[0].Addr, fmt.Sprintf("redis-%d:", i)) {
-						return i
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if slot < int(r.Start) || slot > int(r.End) {
+					continue
+				}
+				for _, n := range sh.Nodes {
+					if n.Role != "master" {
+						continue
+					}
+					for i := range 3 {
+						if n.Hostname == fmt.Sprintf("redis-%d", i) || n.Endpoint == fmt.Sprintf("redis-%d", i) {
+							return i
+						}
 					}
 				}
-				return int(s.Start) / 5461
+				return int(r.Start) / 5461
 			}
 		}
 		return -1

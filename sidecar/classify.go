@@ -12,11 +12,9 @@ import (
 type action int
 
 const (
-	// actNext: a failure; try the next provider.
+	// actNext: a failure; try the next provider. (Transient transport
+	// errors never reach classifyStatus: try retries them itself.)
 	actNext action = iota
-	// actRetry: a transient failure (connection error, timeout); the same
-	// provider may be tried again, budget and breaker permitting.
-	actRetry
 	// actAnswer: the caller's own mistake (400, 413, ...): return the
 	// provider's answer to the caller.
 	actAnswer
