@@ -27,9 +27,7 @@ func (e *env) degradedCount() int {
 func TestSuite4_RedisPausedStoppedRestarted(t *testing.T) {
 	e := newEnv(t, options{})
 	e.admin("/v1/breakers/billing-api/force-open", `{"reason":"written before the outage"}`)
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 
 	docker(t, "pause", e.redis.c.GetContainerID())
 	paused := time.Now()
@@ -89,9 +87,7 @@ breakers:
       model: gpt-4o-mini
       timeout: 4s
 `})
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 	before := e.sidecarCalls("openai")
 	e.fault("openai", `{"kind":"hang"}`) // canaries hang too: a probe lasts its whole timeout
 	outage := time.Now()
@@ -165,9 +161,7 @@ breakers:
 // converged within the resync interval after.
 func TestSuite6_SidecarPartitioned(t *testing.T) {
 	e := newEnv(t, options{partitionable: true})
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 	cut := e.agents[0]
 	// agent-0 reaches Redis and the coordinators only through ctl0: take
 	// them off it.

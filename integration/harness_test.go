@@ -505,6 +505,16 @@ func (e *env) startLoad(every time.Duration) *load {
 	return l
 }
 
+// warmLoad starts the clients and waits until every sidecar has served
+// some requests from the primary: the steady state each suite disturbs.
+func (e *env) warmLoad() (*load, time.Time) {
+	e.t.Helper()
+	l := e.startLoad(20 * time.Millisecond)
+	start := time.Now()
+	eventually(e.t, 30*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	return l, start
+}
+
 func (l *load) halt() {
 	l.stop.Store(true)
 	l.wg.Wait()

@@ -42,9 +42,7 @@ func (e *env) waitStopped(provider string, quiet, within time.Duration) (time.Ti
 // it heals every sidecar goes back to it.
 func TestSuite1_Primary503(t *testing.T) {
 	e := newEnv(t, options{})
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 
 	before := e.sidecarCalls("openai")
 	e.fault("openai", `{"kind":"status","status":503}`)
@@ -95,9 +93,7 @@ func countEvents(evs []event, name string) int {
 // grow while it lasts.
 func TestSuite2_PrimaryHangs(t *testing.T) {
 	e := newEnv(t, options{})
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 	gor := func() (g, fds float64) {
 		for _, a := range e.agents {
 			g += metric(t, a.url, "go_goroutines")
@@ -159,9 +155,7 @@ breakers:
       model: gpt-4o-mini
       timeout: 1s
 `})
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 20*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 	before := e.sidecarCalls("openai")
 	const retryAfter = 4 * time.Second
 	e.fault("openai", `{"kind":"status","status":429,"retry_after":"4"}`)

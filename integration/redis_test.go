@@ -38,9 +38,7 @@ sentinel parallel-syncs mymaster 1
 				nil, wait.ForLog("+monitor master"), "26379/tcp", testcontainers.WithEntrypoint("/usr/bin/redis-server", "/etc/redis/sentinel.conf", "--sentinel", "--protected-mode", "no")))
 		}
 	})
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 30*time.Second, "every sidecar served by the primary provider", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 	e.admin("/v1/breakers/openai/force-open", `{"reason":"before the failover"}`)
 	eventually(t, 10*time.Second, "the override reaches every sidecar", func() bool { return l.servedBy(time.Now().Add(-200*time.Millisecond), "anthropic", 3) })
 	e.admin("/v1/breakers/openai/release", `{"reason":"before the failover"}`)
@@ -105,9 +103,7 @@ func TestSuite8_RedisCluster(t *testing.T) {
 		slot, _ := admin.ClusterKeySlot(e.ctx, "fusebox:{"+p+"}:state").Result()
 		t.Logf("suite 8: breaker %s lives on node %d", p, owner(int(slot)))
 	}
-	l := e.startLoad(20 * time.Millisecond)
-	start := time.Now()
-	eventually(t, 30*time.Second, "every sidecar served by the primary", func() bool { return l.servedBy(start, "openai", 3) })
+	l, start := e.warmLoad()
 
 	// A real trip and recovery of the sidecars' breaker.
 	e.fault("openai", `{"kind":"status","status":503}`)
