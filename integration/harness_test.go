@@ -264,6 +264,17 @@ func (e *env) runCmd(image, name string, nets []string, envs map[string]string, 
 	}
 	c, err := testcontainers.Run(e.ctx, image, opts...)
 	testcontainers.CleanupContainer(e.t, c)
+	if c != nil {
+		// Registered after the cleanup above, so it runs first: a failed
+		// suite shows what its containers said.
+		e.t.Cleanup(func() {
+			if !e.t.Failed() {
+				return
+			}
+			out, _ := exec.Command("docker", "logs", "--tail", "30", c.GetContainerID()).CombinedOutput()
+			e.t.Logf("--- last logs of %s ---\n%s", name, out)
+		})
+	}
 	if err != nil {
 		e.t.Fatalf("start %s (%s): %v", name, image, err)
 	}

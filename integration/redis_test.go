@@ -21,12 +21,14 @@ import (
 func TestSuite7_SentinelFailover(t *testing.T) {
 	sentinelURL := "redis+sentinel://sentinel-0:26379?master_name=mymaster&addr=sentinel-1:26379&addr=sentinel-2:26379"
 	e := newEnvWith(t, options{noRedis: true, redisURL: sentinelURL}, func(e *env) {
-		e.startRedis("redis-primary", "--replica-announce-ip", "redis-primary")
-		e.startRedis("redis-replica", "--replicaof", "redis-primary", "6379", "--replica-announce-ip", "redis-replica")
+		// Sentinel monitors by IP: Docker's DNS forgets a stopped
+		// container's name, and a Sentinel that resolves hostnames stalls
+		// on it instead of failing over.
+		primary := e.startRedis("redis-primary")
+		primaryIP := e.ip(primary)
+		e.startRedis("redis-replica", "--replicaof", primaryIP, "6379")
 		conf := `port 26379
-sentinel resolve-hostnames yes
-sentinel announce-hostnames yes
-sentinel monitor mymaster redis-primary 6379 2
+sentinel monitor mymaster ` + primaryIP + ` 6379 2
 sentinel down-after-milliseconds mymaster 1000
 sentinel failover-timeout mymaster 3000
 sentinel parallel-syncs mymaster 1
@@ -34,7 +36,7 @@ sentinel parallel-syncs mymaster 1
 		for i := range 3 {
 			name := fmt.Sprintf("sentinel-%d", i)
 			e.extra = append(e.extra, e.runCmd(redisImage, name, []string{e.ctl}, nil,
-				[]testcontainers.ContainerFile{{Reader: strings.NewReader(conf + "sentinel announce-ip " + name + "\n"), ContainerFilePath: "/etc/redis/sentinel.conf", FileMode: 0o666}},
+				[]testcontainers.ContainerFile{{Reader: strings.NewReader(conf), ContainerFilePath: "/etc/redis/sentinel.conf", FileMode: 0o666}},
 				nil, wait.ForLog("+monitor master"), "26379/tcp", testcontainers.WithEntrypoint("/usr/bin/redis-server", "/etc/redis/sentinel.conf", "--sentinel", "--protected-mode", "no")))
 		}
 	})
@@ -188,15 +190,8 @@ func (e *env) formCluster(nodes []*node) {
 		e.t.Cleanup(func() { _ = c.Close() })
 		clients = append(clients, c)
 	}
-	ip := func(n *node) string {
-		out, err := exec.Command("docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+e.ctl+`").IPAddress}}`, n.c.GetContainerID()).Output()
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		return strings.TrimSpace(string(out))
-	}
 	for _, n := range nodes[1:] {
-		if err := clients[0].ClusterMeet(ctx, ip(n), "6379").Err(); err != nil {
+		if err := clients[0].ClusterMeet(ctx, e.ip(n), "6379").Err(); err != nil {
 			e.t.Fatalf("cluster meet: %v", err)
 		}
 	}
@@ -215,6 +210,16 @@ func (e *env) formCluster(nodes []*node) {
 		}
 		return true
 	})
+}
+
+// ip is a container's address on the ctl network.
+func (e *env) ip(n *node) string {
+	e.t.Helper()
+	out, err := exec.Command("docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+e.ctl+`").IPAddress}}`, n.c.GetContainerID()).Output()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // slotOwners maps a slot to the index of the node (redis-N) that serves it.
