@@ -82,27 +82,15 @@ func viewBreaker(b coordinator.Breaker) BreakerView {
 	}
 }
 
-// EventView is one journal entry in the API's JSON.
+// EventView is one journal entry in the API's JSON: the event, and the
+// cursor a stream client resumes from.
 type EventView struct {
-	ID           string    `json:"id"`
-	Cursor       string    `json:"cursor"`
-	Event        string    `json:"event"`
-	Breaker      string    `json:"breaker"`
-	OldState     string    `json:"old_state"`
-	NewState     string    `json:"new_state"`
-	Version      int64     `json:"version"`
-	Reason       string    `json:"reason"`
-	FailureCount int64     `json:"failure_count"`
-	LastError    string    `json:"last_error"`
-	Actor        string    `json:"actor"`
-	Timestamp    time.Time `json:"timestamp"`
-	OpenForMS    int64     `json:"open_for_ms"`
+	statestore.Event
+	Cursor string `json:"cursor"`
 }
 
 func viewEvent(e statestore.Event) EventView {
-	return EventView{
-		ID: e.ID, Cursor: statestore.CursorOf(e).String(), Event: e.Event, Breaker: e.Breaker,
-		OldState: e.OldState, NewState: e.NewState, Version: e.Version, Reason: e.Reason,
-		FailureCount: e.FailureCount, LastError: e.LastError, Actor: e.Actor, Timestamp: e.Time.UTC(), OpenForMS: e.OpenForMS,
-	}
+	cur := statestore.CursorOf(e).String()
+	e.Time = e.Time.UTC()
+	return EventView{Event: e, Cursor: cur}
 }

@@ -117,33 +117,34 @@ local function reply(s, code, ev)
   }
 end
 
--- commit records a transition the caller has already applied to s: it bumps
--- the version, saves, journals the event and publishes the new state.
 -- journal appends one event to the breaker's capped stream and publishes
 -- it with the breaker's current state, so live listeners (agents, the
--- admin event stream) see it with its stream id.
+-- admin event stream) see it with its stream id. The published event has
+-- the stream entry's fields, as strings, plus its id.
 local function journal(s, event, reason, old, new)
   local open_for = 0
   if s.override == '' and s.state == 'open' then
     open_for = math.max(s.open_until - NOW, 0)
   end
-  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', EVENTS_CAP, '*',
+  local fields = {
     'event', event, 'breaker', NAME, 'old_state', old, 'new_state', new,
     'version', fmt(s.version), 'reason', reason,
     'failure_count', fmt(s.consec), 'last_error', s.last_error,
-    'actor', ACTOR, 'ts', fmt(NOW), 'open_for_ms', fmt(open_for))
+    'actor', ACTOR, 'ts', fmt(NOW), 'open_for_ms', fmt(open_for),
+  }
+  local ev = { id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', EVENTS_CAP, '*', unpack(fields)) }
+  for i = 1, #fields, 2 do
+    ev[fields[i]] = fields[i + 1]
+  end
   redis.call('PUBLISH', CHANNEL, cjson.encode({
     name = NAME, state = s.state, override = s.override,
     version = s.version, epoch = s.epoch, gen = s.gen,
-    retry_in_ms = retry_in(s),
-    event = {
-      id = id, event = event, breaker = NAME, old_state = old, new_state = new,
-      version = s.version, reason = reason, failure_count = s.consec,
-      last_error = s.last_error, actor = ACTOR, ts = NOW, open_for_ms = open_for,
-    },
+    retry_in_ms = retry_in(s), event = ev,
   }))
 end
 
+-- commit records a transition the caller has already applied to s: it bumps
+-- the version, saves, journals the event and publishes the new state.
 local function commit(s, old, event, reason)
   s.version = s.version + 1
   s.reason = reason

@@ -42,22 +42,27 @@ func (s *Store) Events(ctx context.Context, name string, count int64, before str
 func decodeEvents(msgs []redis.XMessage) []Event {
 	out := make([]Event, 0, len(msgs))
 	for _, m := range msgs {
-		f := func(k string) string { return str(m.Values[k]) }
-		out = append(out, Event{ID: m.ID, Transition: Transition{
-			Event:        f("event"),
-			Breaker:      f("breaker"),
-			OldState:     f("old_state"),
-			NewState:     f("new_state"),
-			Version:      atoi(f("version")),
-			Reason:       f("reason"),
-			FailureCount: atoi(f("failure_count")),
-			LastError:    f("last_error"),
-			Actor:        f("actor"),
-			Time:         time.UnixMilli(atoi(f("ts"))),
-			OpenForMS:    atoi(f("open_for_ms")),
-		}})
+		out = append(out, eventFrom(m.ID, func(k string) string { return str(m.Values[k]) }))
 	}
 	return out
+}
+
+// eventFrom reads an event from its journal fields (a stream entry's, or
+// the copy published with a change).
+func eventFrom(id string, f func(string) string) Event {
+	return Event{ID: id, Transition: Transition{
+		Event:        f("event"),
+		Breaker:      f("breaker"),
+		OldState:     f("old_state"),
+		NewState:     f("new_state"),
+		Version:      atoi(f("version")),
+		Reason:       f("reason"),
+		FailureCount: atoi(f("failure_count")),
+		LastError:    f("last_error"),
+		Actor:        f("actor"),
+		Time:         time.UnixMilli(atoi(f("ts"))),
+		OpenForMS:    atoi(f("open_for_ms")),
+	}}
 }
 
 // EventsSince returns the events of the named breakers journaled after

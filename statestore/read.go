@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -169,20 +168,7 @@ func DecodeMessage(payload string) (Snapshot, error) {
 func DecodeChange(payload string) (Snapshot, *Event, error) {
 	var m struct {
 		Snapshot
-		Event *struct {
-			ID           string `json:"id"`
-			Event        string `json:"event"`
-			Breaker      string `json:"breaker"`
-			OldState     string `json:"old_state"`
-			NewState     string `json:"new_state"`
-			Version      int64  `json:"version"`
-			Reason       string `json:"reason"`
-			FailureCount int64  `json:"failure_count"`
-			LastError    string `json:"last_error"`
-			Actor        string `json:"actor"`
-			TS           int64  `json:"ts"`
-			OpenForMS    int64  `json:"open_for_ms"`
-		} `json:"event"`
+		Event map[string]string `json:"event"`
 	}
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
 		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: %w", err)
@@ -204,12 +190,8 @@ func DecodeChange(payload string) (Snapshot, *Event, error) {
 	if m.Event == nil {
 		return sn, nil, nil
 	}
-	e := m.Event
-	return sn, &Event{ID: e.ID, Transition: Transition{
-		Event: e.Event, Breaker: e.Breaker, OldState: e.OldState, NewState: e.NewState,
-		Version: e.Version, Reason: e.Reason, FailureCount: e.FailureCount, LastError: e.LastError,
-		Actor: e.Actor, Time: time.UnixMilli(e.TS), OpenForMS: e.OpenForMS,
-	}}, nil
+	e := eventFrom(m.Event["id"], func(k string) string { return m.Event[k] })
+	return sn, &e, nil
 }
 
 func str(v any) string {
