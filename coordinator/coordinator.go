@@ -62,10 +62,10 @@ type Coordinator struct {
 	probes  sync.WaitGroup // running canaries
 
 	mu      sync.Mutex
-	known   map[string]bool      // guarded by mu; names registered in Redis by this process
-	beats   map[string]time.Time // guarded by mu; when each agent's heartbeat was last written
-	seen    map[string]bool      // guarded by mu; names seen in published changes
-	probing map[string]int64     // guarded by mu; breaker -> epoch this process is probing
+	known   map[string]bool  // guarded by mu; names registered in Redis by this process
+	beats   map[string]beat  // guarded by mu; each agent's last heartbeat written
+	seen    map[string]bool  // guarded by mu; names seen in published changes
+	probing map[string]int64 // guarded by mu; breaker -> epoch this process is probing
 }
 
 // New returns a Coordinator. It does no I/O.
@@ -97,7 +97,7 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 		cfg: cfg, store: store, policies: policies, log: log,
 		rs:      redsync.New(goredis.NewPool(store.Client())),
 		metrics: newMetrics(),
-		known:   map[string]bool{}, seen: map[string]bool{}, probing: map[string]int64{}, beats: map[string]time.Time{},
+		known:   map[string]bool{}, seen: map[string]bool{}, probing: map[string]int64{}, beats: map[string]beat{},
 	}, nil
 }
 
@@ -137,28 +137,30 @@ func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore
 	return out, nil
 }
 
-// heartbeat records the agent as seen, at most once a second per agent
-// (or at once when its degraded flag changed).
+// heartbeat records the agent as seen, at most once a second per agent,
+// and at once when its degraded flag changed.
 func (c *Coordinator) heartbeat(ctx context.Context, r report.Report) {
 	now := time.Now()
-	key := r.Agent
-	if r.Degraded {
-		key += "\x00degraded"
-	}
 	c.mu.Lock()
-	last, ok := c.beats[key]
-	if ok && now.Sub(last) < time.Second {
+	last, ok := c.beats[r.Agent]
+	if ok && last.degraded == r.Degraded && now.Sub(last.at) < time.Second {
 		c.mu.Unlock()
 		return
 	}
 	if len(c.beats) > 100_000 {
 		clear(c.beats) // a flood of agent ids: start over rather than grow
 	}
-	c.beats[key] = now
+	c.beats[r.Agent] = beat{at: now, degraded: r.Degraded}
 	c.mu.Unlock()
 	if err := c.store.Heartbeat(ctx, r.Agent, r.Degraded, now); err != nil {
 		c.log.Debug().Err(err).Str("agent", r.Agent).Msg("record heartbeat")
 	}
+}
+
+// beat is the last heartbeat written for an agent.
+type beat struct {
+	at       time.Time
+	degraded bool
 }
 
 func (c *Coordinator) register(ctx context.Context, bs []report.Breaker) error {

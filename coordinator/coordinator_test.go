@@ -177,3 +177,40 @@ func TestCoordinator_TicksBreakersItLearnsFromPublishedChanges(t *testing.T) {
 		return s[0].State == statestore.StateHalfOpen
 	})
 }
+
+func TestCoordinator_HeartbeatsThrottledButFlagChangesAtOnce(t *testing.T) {
+	b := redistest.Mini(t)
+	store, _ := statestore.New(b.Client, statestore.Options{})
+	c, err := coordinator.New(coordinator.Config{}, store, config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	degraded := func() bool {
+		ags, err := c.Agents(ctx)
+		if err != nil || len(ags) != 1 {
+			t.Fatalf("agents = %+v %v", ags, err)
+		}
+		return ags[0].Degraded
+	}
+	if _, err := c.Ingest(ctx, report.Report{Agent: "a1", Breakers: []report.Breaker{}}); err != nil {
+		t.Fatal(err)
+	}
+	if degraded() {
+		t.Fatal("a healthy heartbeat recorded as degraded")
+	}
+	// Within the same second: the flag change is written at once.
+	if _, err := c.Ingest(ctx, report.Report{Agent: "a1", Degraded: true, Breakers: []report.Breaker{}}); err != nil {
+		t.Fatal(err)
+	}
+	if !degraded() {
+		t.Fatal("the degraded flag waited for the throttle")
+	}
+	b.Mini.Del("fusebox:agents")
+	if _, err := c.Ingest(ctx, report.Report{Agent: "a1", Degraded: true, Breakers: []report.Breaker{}}); err != nil {
+		t.Fatal(err)
+	}
+	if ags, _ := c.Agents(ctx); len(ags) != 0 {
+		t.Fatalf("an unchanged heartbeat within a second was written again: %+v", ags)
+	}
+}

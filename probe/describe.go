@@ -14,43 +14,44 @@ import (
 // page) is just its status.
 func describe(status int, body []byte) string {
 	head := fmt.Sprintf("HTTP %d", status)
-	var oa struct {
-		Error json.RawMessage `json:"error"`
-		Type  string          `json:"type"`
-	}
-	if json.Unmarshal(body, &oa) != nil || len(oa.Error) == 0 {
-		return head
-	}
-	// Ollama: {"error":"model 'x' not found"}
-	var s string
-	if json.Unmarshal(oa.Error, &s) == nil {
-		return head + ": " + clip(s)
-	}
-	// OpenAI {"error":{"message","type","code"}}, Anthropic
-	// {"type":"error","error":{"type","message"}}. OpenAI's code may be a
-	// number or a string.
-	var e struct {
-		Message string          `json:"message"`
-		Type    string          `json:"type"`
-		Code    json.RawMessage `json:"code"`
-	}
-	if json.Unmarshal(oa.Error, &e) != nil {
-		return head
-	}
-	kind := e.Type
-	var code string
-	if json.Unmarshal(e.Code, &code) == nil && code != "" {
+	typ, code, msg := ProviderError(body)
+	kind := typ
+	if code != "" {
 		kind = code
 	}
 	switch {
-	case kind != "" && e.Message != "":
-		return head + ": " + clip(kind+": "+e.Message)
-	case e.Message != "":
-		return head + ": " + clip(e.Message)
+	case kind != "" && msg != "":
+		return head + ": " + clip(kind+": "+msg)
+	case msg != "":
+		return head + ": " + clip(msg)
 	case kind != "":
 		return head + ": " + clip(kind)
 	}
 	return head
+}
+
+// ProviderError reads an error body in OpenAI's shape
+// ({"error":{"message","type","code"}}, code a string or a number),
+// Anthropic's ({"type":"error","error":{"type","message"}}) or Ollama's
+// ({"error":"…"}). Anything else gives empty strings.
+func ProviderError(body []byte) (typ, code, msg string) {
+	var e struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || len(e.Error) == 0 {
+		return "", "", ""
+	}
+	if json.Unmarshal(e.Error, &msg) == nil {
+		return "", "", msg
+	}
+	var d struct {
+		Type    string          `json:"type"`
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+	}
+	_ = json.Unmarshal(e.Error, &d)
+	_ = json.Unmarshal(d.Code, &code)
+	return d.Type, code, d.Message
 }
 
 func clip(s string) string {

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -125,9 +126,9 @@ func (c *Config) RouteFor(model string) (*Route, bool) {
 }
 
 type fileTimeouts struct {
-	Connect   *duration `yaml:"connect"`
-	FirstByte *duration `yaml:"first_byte"`
-	Total     *duration `yaml:"total"`
+	Connect   *config.Duration `yaml:"connect"`
+	FirstByte *config.Duration `yaml:"first_byte"`
+	Total     *config.Duration `yaml:"total"`
 }
 
 type fileProvider struct {
@@ -147,7 +148,7 @@ type fileRoute struct {
 	Chain  []string `yaml:"chain"`
 	Cache  struct {
 		Enabled bool      `yaml:"enabled"`
-		TTL     *duration `yaml:"ttl"`
+		TTL     *config.Duration `yaml:"ttl"`
 	} `yaml:"cache"`
 }
 
@@ -156,23 +157,12 @@ type fileConfig struct {
 	Routes    []fileRoute             `yaml:"routes"`
 	Retry     struct {
 		Attempts     *int      `yaml:"attempts"`
-		Base         *duration `yaml:"base"`
-		Max          *duration `yaml:"max"`
+		Base         *config.Duration `yaml:"base"`
+		Max          *config.Duration `yaml:"max"`
 		Budget       *float64  `yaml:"budget"`
 		MinPerSecond *float64  `yaml:"min_per_second"`
 	} `yaml:"retry"`
 	UserHeader string `yaml:"user_header"`
-}
-
-type duration time.Duration
-
-func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if n.Tag != "!!str" || err != nil {
-		return fmt.Errorf("line %d: want a duration with a unit, like \"30s\", got %q", n.Line, n.Value)
-	}
-	*d = duration(v)
-	return nil
 }
 
 // ConfigError names the field and the reason.
@@ -358,7 +348,7 @@ func provider(name string, fp fileProvider, getenv func(string) string) (*Provid
 	t := fp.Timeouts
 	for _, d := range []struct {
 		name string
-		v    *duration
+		v    *config.Duration
 		dst  *time.Duration
 	}{{"connect", t.Connect, &p.Connect}, {"first_byte", t.FirstByte, &p.FirstByte}, {"total", t.Total, &p.Total}} {
 		if d.v != nil {

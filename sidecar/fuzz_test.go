@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"testing"
+
+	"github.com/fusebox-io/fusebox/probe"
 )
 
 // FuzzRequest: any body either parses into a request that translates (or
@@ -30,7 +32,7 @@ func FuzzProviderAnswers(f *testing.F) {
 	f.Add([]byte("data: {\"error\":{\"code\":502}}\n\ndata: [DONE]\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = fromAnthropic(b)
-		_, _, _ = providerError(b)
+		_, _, _ = probe.ProviderError(b)
 		s := &anthropicStream{includeUsage: true}
 		rd := bufio.NewReader(bytes.NewReader(b))
 		for range 100 {

@@ -49,10 +49,7 @@ func (s *Server) walk(ctx context.Context, w http.ResponseWriter, route *Route, 
 		if !ok {
 			continue
 		}
-		b, err := s.agent.Breaker(p.Breaker)
-		if err != nil {
-			continue
-		}
+		b := s.breakers[p.Name]
 		for attempt := 1; ; attempt++ {
 			done, err := b.Allow()
 			if err != nil {
@@ -286,7 +283,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, p *Provider, 
 		if string(data) == "[DONE]" {
 			return s.finish(w, fl, p, begin, done, start, fallback)
 		}
-		if typ, code, msg := providerError(data); typ != "" || code != "" || msg != "" {
+		if typ, code, msg := probe.ProviderError(data); typ != "" || code != "" || msg != "" {
 			return fail(fmt.Sprintf("%s: error mid-stream: %s", p.Name, firstNonEmpty(msg, code, typ)))
 		}
 		if werr := write(data); werr != nil {
@@ -352,7 +349,7 @@ func readSSE(rd *bufio.Reader) (string, []byte, error) {
 func (s *Server) answerClientError(w http.ResponseWriter, p *Provider, status int, body []byte) {
 	w.Header().Set(HeaderProvider, p.Name)
 	if p.Kind == KindAnthropic || len(body) == 0 {
-		typ, _, msg := providerError(body)
+		typ, _, msg := probe.ProviderError(body)
 		if msg == "" {
 			msg = http.StatusText(status)
 		}

@@ -39,6 +39,7 @@ type Server struct {
 	agent     *agentlib.Agent
 	log       zerolog.Logger
 	upstreams map[string]*upstream
+	breakers  map[string]*agentlib.Breaker // by provider name, fixed at New
 	budget    *retryBudget
 	cache     *cache
 	metrics   *metrics
@@ -62,17 +63,20 @@ func New(o Options) (*Server, error) {
 		o.CachePrefix = "fusebox"
 	}
 	s := &Server{
-		cfg: o.Config, agent: o.Agent, log: log, upstreams: map[string]*upstream{},
+		cfg: o.Config, agent: o.Agent, log: log, upstreams: map[string]*upstream{}, breakers: map[string]*agentlib.Breaker{},
 		budget:  newRetryBudget(o.Config.Retry.Budget, o.Config.Retry.MinPerSecond),
 		metrics: newMetrics(o.Agent.Degraded), maxBody: o.MaxBody, mux: http.NewServeMux(),
 	}
 	for name, p := range o.Config.Providers {
 		s.upstreams[name] = newUpstream(p)
 		// Mirror every breaker from the start, so the first request
-		// already sees the cluster's state.
-		if _, err := o.Agent.Breaker(p.Breaker); err != nil {
+		// already sees the cluster's state, and keep the handles: a
+		// request then reads its breakers with no lookup at all.
+		b, err := o.Agent.Breaker(p.Breaker)
+		if err != nil {
 			return nil, fmt.Errorf("sidecar: provider %s: %w", name, err)
 		}
+		s.breakers[name] = b
 	}
 	if o.Redis != nil {
 		s.cache = &cache{rdb: o.Redis, prefix: o.CachePrefix}

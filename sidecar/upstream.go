@@ -3,7 +3,6 @@ package sidecar
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"time"
@@ -68,25 +67,3 @@ func (u *upstream) request(ctx context.Context, r *chatRequest, model string) (*
 	return req, nil
 }
 
-// providerError reads an error body's type and code, in OpenAI's,
-// Anthropic's or Ollama's shape.
-func providerError(body []byte) (typ, code, msg string) {
-	var e struct {
-		Error json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil || len(e.Error) == 0 {
-		return "", "", ""
-	}
-	var s string
-	if json.Unmarshal(e.Error, &s) == nil {
-		return "", "", s
-	}
-	var d struct {
-		Type    string          `json:"type"`
-		Code    json.RawMessage `json:"code"`
-		Message string          `json:"message"`
-	}
-	_ = json.Unmarshal(e.Error, &d)
-	_ = json.Unmarshal(d.Code, &code)
-	return d.Type, code, d.Message
-}
