@@ -205,7 +205,10 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) ID() string { return a.cfg.AgentID }
 
 // Breaker returns the breaker called name, creating it on first use.
-// Keep the handle: Allow on it is the hot path.
+// Keep the handle: Allow on it is the hot path. A new breaker is closed
+// until the agent's first resync of it (started at once, in the
+// background), so create the breakers an app uses when it starts, not on
+// its first request.
 func (a *Agent) Breaker(name string) (*Breaker, error) {
 	if !statestore.ValidName(name) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)

@@ -113,7 +113,7 @@ func TestFlusher_ReportsWhatHappened(t *testing.T) {
 	}
 }
 
-func TestFlusher_TrailingFailuresAfterTheLastSuccess(t *testing.T) {
+func TestAgent_CloseFlushesPendingOutcomes(t *testing.T) {
 	a, rec := newRecordedAgent(t, time.Hour)
 	b := breaker(t, a, "openai")
 	// Successes only: nothing urgent; Close must flush them.

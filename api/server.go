@@ -42,7 +42,7 @@ type Config struct {
 	// Logger receives server errors. Default: discard.
 	Logger *zerolog.Logger
 	// Tokens may call the API; each request names one with
-	// "Authorization: Bearer <secret>". With none, every protected route
+	// Authorization: Bearer <secret>. With none, every protected route
 	// answers 401.
 	Tokens []config.Token
 	// MetricsPublic serves /metrics without a token.
@@ -69,9 +69,8 @@ type Server struct {
 // route is one entry of the route table.
 type route struct {
 	method, path string
-	need         config.Role // "" = open
+	need         config.Role //  = open
 	handler      echo.HandlerFunc
-	summary      string
 }
 
 // New builds the route table.
@@ -111,22 +110,22 @@ func (s *Server) routes() []route {
 		metricsRole = ""
 	}
 	return []route{
-		{http.MethodGet, "/healthz", "", s.healthz, "the process serves"},
-		{http.MethodGet, "/readyz", "", s.readyz, "Redis answers"},
-		{http.MethodGet, "/openapi.json", "", s.openapi, "this API's OpenAPI document"},
-		{http.MethodGet, "/metrics", metricsRole, s.metrics, "Prometheus metrics"},
-		{http.MethodGet, "/", "", s.dashboard, "the dashboard"},
-		{http.MethodGet, "/assets/:file", "", s.asset, "the dashboard's assets"},
-		{http.MethodPost, "/v1/reports", config.RoleAgent, s.postReport, "an agent's outcome batch"},
-		{http.MethodGet, "/v1/breakers", config.RoleRead, s.listBreakers, "every breaker"},
-		{http.MethodGet, "/v1/breakers/:name", config.RoleRead, s.getBreaker, "one breaker"},
-		{http.MethodPost, "/v1/breakers/:name/force-open", config.RoleAdmin, s.forceOpen, "force a breaker open"},
-		{http.MethodPost, "/v1/breakers/:name/force-closed", config.RoleAdmin, s.forceClosed, "force a breaker closed"},
-		{http.MethodPost, "/v1/breakers/:name/release", config.RoleAdmin, s.release, "end an override"},
-		{http.MethodPost, "/v1/breakers/:name/reset", config.RoleAdmin, s.reset, "close with fresh counters, no override"},
-		{http.MethodGet, "/v1/breakers/:name/events", config.RoleRead, s.breakerEvents, "a breaker's journal, newest first"},
-		{http.MethodGet, "/v1/events/stream", config.RoleRead, s.streamEvents, "every transition, live (SSE)"},
-		{http.MethodGet, "/v1/agents", config.RoleRead, s.listAgents, "agents heard from in the last 30s"},
+		{http.MethodGet, "/healthz", "", s.healthz},                                           // the process serves
+		{http.MethodGet, "/readyz", "", s.readyz},                                             // Redis answers
+		{http.MethodGet, "/openapi.json", "", s.openapi},                                      // this API's OpenAPI document
+		{http.MethodGet, "/metrics", metricsRole, s.metrics},                                  // Prometheus metrics
+		{http.MethodGet, "/", "", s.dashboard},                                                // the dashboard
+		{http.MethodGet, "/assets/:file", "", s.asset},                                        // the dashboard's assets
+		{http.MethodPost, "/v1/reports", config.RoleAgent, s.postReport},                      // an agent's outcome batch
+		{http.MethodGet, "/v1/breakers", config.RoleRead, s.listBreakers},                     // every breaker
+		{http.MethodGet, "/v1/breakers/:name", config.RoleRead, s.getBreaker},                 // one breaker
+		{http.MethodPost, "/v1/breakers/:name/force-open", config.RoleAdmin, s.forceOpen},     // force a breaker open
+		{http.MethodPost, "/v1/breakers/:name/force-closed", config.RoleAdmin, s.forceClosed}, // force a breaker closed
+		{http.MethodPost, "/v1/breakers/:name/release", config.RoleAdmin, s.release},          // end an override
+		{http.MethodPost, "/v1/breakers/:name/reset", config.RoleAdmin, s.reset},              // close with fresh counters, no override
+		{http.MethodGet, "/v1/breakers/:name/events", config.RoleRead, s.breakerEvents},       // a breaker's journal, newest first
+		{http.MethodGet, "/v1/events/stream", config.RoleRead, s.streamEvents},                // every transition, live (SSE)
+		{http.MethodGet, "/v1/agents", config.RoleRead, s.listAgents},                         // agents heard from in the last 30s
 	}
 }
 

@@ -183,8 +183,6 @@ func BenchmarkOutage(b *testing.B) {
 						return nil
 					})
 				}
-				// Let every mirror learn the fresh breaker before the trial.
-				time.Sleep(50 * time.Millisecond)
 				return reps
 			}},
 			{"gobreaker-per-replica", func(t int) []func(p *counting) error {

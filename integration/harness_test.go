@@ -23,6 +23,8 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/fusebox-io/fusebox/internal/testcluster"
 )
 
 const (
@@ -450,17 +452,6 @@ func metric(t *testing.T, url, prefix string) float64 {
 	return sum
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // result is one client request through a sidecar.
 type result struct {
 	sidecar  int
@@ -570,4 +561,10 @@ func (l *load) failures(t time.Time) []result {
 		}
 	}
 	return out
+}
+
+// eventually polls cond every 20 ms: each check is HTTP to containers.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testcluster.EventuallyEvery(t, d, 20*time.Millisecond, what, cond)
 }

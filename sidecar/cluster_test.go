@@ -147,7 +147,7 @@ func TestSidecar_RetryBudget(t *testing.T) {
 				t.Fatalf("answer %+v", a)
 			}
 		}
-		calls := fp(r).Calls("openai")
+		calls := r.fp.Calls("openai")
 		// Threshold 5, plus the retries of the calls already in flight.
 		t.Logf("%d requests during a reset storm: the primary got %d calls (threshold 5, 3 attempts per request without a budget would be %d)", requests, calls, 3*requests)
 		if calls > 5+2 {
@@ -181,8 +181,6 @@ func TestSidecar_RetryBudget(t *testing.T) {
 		}
 	})
 }
-
-func fp(r *rig) *fakeprovider.Server { return r.fp }
 
 func TestSidecar_AllUnavailableIsAFast503(t *testing.T) {
 	r := newRig(t, "defaults:\n  consecutive_failures: 1\n  open_timeout: 45s\n  max_open_timeout: 10m\n", 1, defaultRoutes)

@@ -147,7 +147,7 @@ type fileRoute struct {
 	Models []string `yaml:"models"`
 	Chain  []string `yaml:"chain"`
 	Cache  struct {
-		Enabled bool      `yaml:"enabled"`
+		Enabled bool             `yaml:"enabled"`
 		TTL     *config.Duration `yaml:"ttl"`
 	} `yaml:"cache"`
 }
@@ -156,11 +156,11 @@ type fileConfig struct {
 	Providers map[string]fileProvider `yaml:"providers"`
 	Routes    []fileRoute             `yaml:"routes"`
 	Retry     struct {
-		Attempts     *int      `yaml:"attempts"`
+		Attempts     *int             `yaml:"attempts"`
 		Base         *config.Duration `yaml:"base"`
 		Max          *config.Duration `yaml:"max"`
-		Budget       *float64  `yaml:"budget"`
-		MinPerSecond *float64  `yaml:"min_per_second"`
+		Budget       *float64         `yaml:"budget"`
+		MinPerSecond *float64         `yaml:"min_per_second"`
 	} `yaml:"retry"`
 	UserHeader string `yaml:"user_header"`
 }

@@ -3,7 +3,6 @@ package sidecar_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -164,5 +163,3 @@ func startFake(t *testing.T, fp *fakeprovider.Server) string {
 	t.Cleanup(func() { fp.Close(); fsrv.Close() })
 	return fsrv.URL
 }
-
-func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -2,6 +2,7 @@ package sidecar_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -84,7 +85,7 @@ func TestSidecar_OfficialOpenAIClient(t *testing.T) {
 		defer r.fp.Reset()
 		_, err := client.Chat.Completions.New(ctx, params)
 		var apiErr *openai.Error
-		if err == nil || !asErr(err, &apiErr) || apiErr.StatusCode != 503 {
+		if err == nil || !errors.As(err, &apiErr) || apiErr.StatusCode != 503 {
 			t.Fatalf("err = %v", err)
 		}
 	})

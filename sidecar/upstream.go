@@ -66,4 +66,3 @@ func (u *upstream) request(ctx context.Context, r *chatRequest, model string) (*
 	}
 	return req, nil
 }
-

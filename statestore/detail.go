@@ -75,17 +75,11 @@ func (s *Store) Details(ctx context.Context, names []string) ([]Detail, error) {
 			d.ChangedAt = ms(h["changed_at"])
 			if d.Override == OverrideNone && d.State == StateOpen {
 				d.OpenUntil = ms(h["open_until"])
-				d.RetryInMS = max(atoi(h["open_until"])-now, 0)
 			}
 			if d.Override != OverrideNone {
 				d.OverrideUntil = ms(h["override_until"])
 			}
-			if d.Override == OverrideOpen {
-				d.RetryInMS = -1
-				if !d.OverrideUntil.IsZero() {
-					d.RetryInMS = max(atoi(h["override_until"])-now, 0)
-				}
-			}
+			d.RetryInMS = retryInMS(d.State, d.Override, atoi(h["open_until"]), atoi(h["override_until"]), now)
 		}
 		if w := windows[i].Val(); len(w) == 3 {
 			d.WindowCalls, d.WindowFailures, d.WindowSlow = atoi(str(w[0])), atoi(str(w[1])), atoi(str(w[2]))

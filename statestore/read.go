@@ -73,15 +73,7 @@ func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]Mi
 			sn.Version = atoi(str(v[2]))
 			sn.Epoch = atoi(str(v[3]))
 			sn.Gen = str(v[4])
-			switch {
-			case sn.Override == OverrideOpen:
-				sn.RetryInMS = -1
-				if until := atoi(str(v[6])); until > 0 {
-					sn.RetryInMS = max(until-now, 0)
-				}
-			case sn.Override == OverrideNone && sn.State == StateOpen:
-				sn.RetryInMS = max(atoi(str(v[5]))-now, 0)
-			}
+			sn.RetryInMS = retryInMS(sn.State, sn.Override, atoi(str(v[5])), atoi(str(v[6])), now)
 			if withPolicy {
 				var p Policy
 				if js := str(v[7]); js != "" && json.Unmarshal([]byte(js), &p) == nil {

@@ -45,6 +45,21 @@ type Snapshot struct {
 	RetryInMS int64 `json:"retry_in_ms"`
 }
 
+// retryInMS is how long until a breaker lets a probe through, from its
+// stored deadlines (Redis milliseconds) and Redis's now: -1 when forced
+// open with no ttl, 0 when not open. common.lua's retry_in says the same.
+func retryInMS(st State, o Override, openUntil, overrideUntil, now int64) int64 {
+	switch {
+	case o == OverrideOpen && overrideUntil > 0:
+		return max(overrideUntil-now, 0)
+	case o == OverrideOpen:
+		return -1
+	case o == OverrideNone && st == StateOpen:
+		return max(openUntil-now, 0)
+	}
+	return 0
+}
+
 // Effective is the state as callers experience it: the override when there
 // is one ("forced_open", "forced_closed"), the state otherwise.
 func (s Snapshot) Effective() string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/internal/testcluster"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -38,18 +39,6 @@ func report(t *testing.T, s *statestore.Store, name string, p statestore.Policy,
 	return r
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // tripped opens a breaker through consecutive failures.
 func tripped(t *testing.T, s *statestore.Store, name string, p statestore.Policy) statestore.Result {
 	t.Helper()
@@ -65,7 +54,7 @@ func halfOpen(t *testing.T, s *statestore.Store, name string, p statestore.Polic
 	t.Helper()
 	tripped(t, s, name, p)
 	var r statestore.Result
-	eventually(t, 5*time.Second, "open -> half_open", func() bool {
+	testcluster.Eventually(t, 5*time.Second, "open -> half_open", func() bool {
 		var err error
 		r, err = s.Tick(context.Background(), name, p, "coord-1")
 		if err != nil {
@@ -175,7 +164,7 @@ func TestStore_Report(t *testing.T) {
 			p.Window = 2 * time.Second
 			start := redisTime(t, b)
 			report(t, s, "window", p, statestore.Batch{Fail: 3})
-			eventually(t, 5*time.Second, "two seconds of redis time", func() bool {
+			testcluster.Eventually(t, 5*time.Second, "two seconds of redis time", func() bool {
 				return redisTime(t, b).Unix() >= start.Unix()+2
 			})
 			r := report(t, s, "window", p, statestore.Batch{OK: 2})
@@ -271,7 +260,7 @@ func TestStore_Tick(t *testing.T) {
 			if r.State != statestore.StateOpen || r.Transition != nil {
 				t.Fatalf("tick right after the trip: %s", r.State)
 			}
-			eventually(t, 5*time.Second, "half_open", func() bool {
+			testcluster.Eventually(t, 5*time.Second, "half_open", func() bool {
 				r, err = s.Tick(ctx, "tick", p, "c1")
 				if err != nil {
 					t.Fatal(err)
@@ -290,7 +279,7 @@ func TestStore_Tick(t *testing.T) {
 		t.Run("many coordinators ticking at once make exactly one transition", func(t *testing.T) {
 			p := fastPolicy()
 			tripped(t, s, "race", p)
-			eventually(t, 5*time.Second, "open time passed", func() bool {
+			testcluster.Eventually(t, 5*time.Second, "open time passed", func() bool {
 				sn, err := s.Snapshots(ctx, []string{"race"})
 				if err != nil {
 					t.Fatal(err)
@@ -326,7 +315,7 @@ func TestStore_Tick(t *testing.T) {
 			p := fastPolicy()
 			p.ProbeTimeout = 200 * time.Millisecond
 			r := halfOpen(t, s, "probe-timeout", p)
-			eventually(t, 5*time.Second, "new epoch", func() bool {
+			testcluster.Eventually(t, 5*time.Second, "new epoch", func() bool {
 				n, err := s.Tick(ctx, "probe-timeout", p, "c1")
 				if err != nil {
 					t.Fatal(err)
@@ -375,7 +364,7 @@ func TestStore_ProbeResult(t *testing.T) {
 				if f.RetryInMS > want || f.RetryInMS < want-50 {
 					t.Fatalf("probe %d: open for %d ms, want about %d", i, f.RetryInMS, want)
 				}
-				eventually(t, 5*time.Second, "half_open again", func() bool {
+				testcluster.Eventually(t, 5*time.Second, "half_open again", func() bool {
 					r, err = s.Tick(ctx, "double", p, "c1")
 					if err != nil {
 						t.Fatal(err)
@@ -406,7 +395,7 @@ func TestStore_ProbeResult(t *testing.T) {
 			p := fastPolicy()
 			p.ProbeTimeout = 100 * time.Millisecond
 			first := halfOpen(t, s, "fence", p)
-			eventually(t, 5*time.Second, "a new epoch after the probe timeout", func() bool {
+			testcluster.Eventually(t, 5*time.Second, "a new epoch after the probe timeout", func() bool {
 				r, err := s.Tick(ctx, "fence", p, "c2")
 				if err != nil {
 					t.Fatal(err)
@@ -565,7 +554,7 @@ func TestStore_Overrides(t *testing.T) {
 			if r.RetryInMS <= 0 || r.RetryInMS > 200 {
 				t.Fatalf("retry_in_ms = %d, want in (0, 200]", r.RetryInMS)
 			}
-			eventually(t, 5*time.Second, "the override expired", func() bool {
+			testcluster.Eventually(t, 5*time.Second, "the override expired", func() bool {
 				r, err = s.Tick(ctx, "ttl", p, "c1")
 				if err != nil {
 					t.Fatal(err)
@@ -730,7 +719,7 @@ func TestStore_ProbeStartFencesByToken(t *testing.T) {
 		}
 		// c1 stalls past its lock; c2 takes over, in a new window.
 		var b2 statestore.Result
-		eventually(t, 5*time.Second, "the successor claims a new window", func() bool {
+		testcluster.Eventually(t, 5*time.Second, "the successor claims a new window", func() bool {
 			b2, err = s.ProbeStart(ctx, "canary", p, "c2", r.Epoch, "tok-b", ttl)
 			if err != nil {
 				t.Fatal(err)

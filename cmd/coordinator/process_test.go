@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/internal/testcluster"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -97,17 +98,6 @@ func startProcess(t *testing.T, id string, env map[string]string) *process {
 		t.Fatalf("coordinator %s did not start:\n%s", id, p.logs())
 	}
 	return p
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 const agentToken = "process-test-agent-token-0123"
@@ -195,8 +185,8 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 10*time.Second, "the first canary reaches the provider", func() bool { return canaries.Load() >= 1 })
-	eventually(t, 5*time.Second, "probe_started journaled", func() bool { return len(find("probe_started", "epoch 1", "")) == 1 })
+	testcluster.Eventually(t, 10*time.Second, "the first canary reaches the provider", func() bool { return canaries.Load() >= 1 })
+	testcluster.Eventually(t, 5*time.Second, "probe_started journaled", func() bool { return len(find("probe_started", "epoch 1", "")) == 1 })
 	holderID := find("probe_started", "epoch 1", "")[0].Actor
 	holder := procs[holderID]
 	otherID := "c1"
@@ -211,7 +201,7 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 	// The other coordinator takes over once the lock expires (canary
 	// timeout 2s + margin 300ms): the lost window ends without a verdict
 	// and its canary runs in a new one, so no window sees two canaries.
-	eventually(t, 10*time.Second, "the other coordinator probes a new window", func() bool {
+	testcluster.Eventually(t, 10*time.Second, "the other coordinator probes a new window", func() bool {
 		return len(find("probe_started", "epoch 2", otherID)) == 1
 	})
 	took := time.Since(stopped)
@@ -221,7 +211,7 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 	if n := len(find("probe_started", "epoch 1", "")); n != 1 {
 		t.Fatalf("epoch 1 saw %d probe_started, want 1", n)
 	}
-	eventually(t, 5*time.Second, "its result recorded", func() bool { return len(find("probe_failed", "", otherID)) > 0 })
+	testcluster.Eventually(t, 5*time.Second, "its result recorded", func() bool { return len(find("probe_failed", "", otherID)) > 0 })
 	t.Logf("%s stopped mid-probe; %s probed a new window %s later", holderID, otherID, took.Round(time.Millisecond))
 	if took < 1500*time.Millisecond {
 		t.Fatalf("%s probed %s after the stop, before the lock could expire", otherID, took)
@@ -232,7 +222,7 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 	if err := holder.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the resumed coordinator discards its late result", func() bool {
+	testcluster.Eventually(t, 10*time.Second, "the resumed coordinator discards its late result", func() bool {
 		return holder.logged("late probe result discarded")
 	})
 	if s := find("probe_succeeded", "", ""); len(s) != 0 {
@@ -246,7 +236,7 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 
 	// Nothing stays stuck: when the provider heals, a canary closes it.
 	healthy.Store(true)
-	eventually(t, 10*time.Second, "closed after the provider heals", func() bool { return len(find("probe_succeeded", "", "")) == 1 })
+	testcluster.Eventually(t, 10*time.Second, "closed after the provider heals", func() bool { return len(find("probe_succeeded", "", "")) == 1 })
 	snap, err := store.Snapshots(context.Background(), []string{"openai"})
 	if err != nil || snap[0].State != statestore.StateClosed {
 		t.Fatalf("final state %+v %v", snap, err)

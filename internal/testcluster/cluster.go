@@ -174,16 +174,23 @@ func (c *Cluster) Snapshot(tb testing.TB, name string) statestore.Snapshot {
 	return s[0]
 }
 
-// Eventually polls cond every few milliseconds until it holds, and fails
+// Eventually polls cond every 2 milliseconds until it holds, and fails
 // the test when it does not within d.
 func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	EventuallyEvery(tb, d, 2*time.Millisecond, what, cond)
+}
+
+// EventuallyEvery is Eventually with another polling interval, for
+// conditions that are costly to check (HTTP to several containers).
+func EventuallyEvery(tb testing.TB, d, every time.Duration, what string, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("not within %s: %s", d, what)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
