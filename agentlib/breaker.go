@@ -58,7 +58,8 @@ func (b *Breaker) State() statestore.Snapshot { return b.view.Load().snap }
 // Allow asks whether a call may go ahead. When it may, call done exactly
 // once with the call's Outcome. When it may not, err is a *DeniedError.
 //
-// In the closed and open states Allow is one atomic load: no lock, no
+// In the closed and open states Allow is two atomic loads (the agent's
+// degraded flag, the breaker's view): no lock, no
 // allocation, no I/O. With slow-call detection on, the returned done is a
 // closure holding the start time (one small allocation). In a
 // traffic-mode half-open window the first caller on this agent makes one

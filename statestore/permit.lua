@@ -1,24 +1,30 @@
 -- permit.lua: traffic-mode half-open. Grants the one probe permit of the
 -- current half-open epoch to the first agent that asks, cluster-wide.
--- KEYS and ARGV[1..14]: see common.lua.
+-- KEYS and ARGV[1..14]: see common.lua. The asking agent may not know the
+-- breaker's policy yet, so the permit follows the policy the coordinators
+-- stored (its mode and probe_timeout), and the ARGV policy only when none
+-- is stored.
 -- ARGV[15] epoch the agent saw  ARGV[16] agent id
 -- Returns reply() (common.lua): code 3 granted, 0 refused (not half-open in
--- that epoch, or the breaker's stored mode is not traffic).
+-- that epoch, or the breaker's mode is not traffic).
 
 local s = load()
 if s.fresh or s.override ~= '' or s.state ~= 'half_open' or s.epoch ~= tonumber(ARGV[15]) then
   return reply(s, 0)
 end
--- The mode is the coordinators' (stored with the policy they apply), not
--- the asking agent's, which may not know the policy yet.
+local mode, ttl = 'traffic', P.probe_timeout_ms
 local stored = redis.call('HGET', KEYS[1], 'policy')
 if stored then
   local ok, pol = pcall(cjson.decode, stored)
-  if ok and type(pol) == 'table' and pol.half_open ~= 'traffic' then
-    return reply(s, 0)
+  if ok and type(pol) == 'table' then
+    mode = pol.half_open
+    -- Go encodes durations in nanoseconds.
+    ttl = math.floor((tonumber(pol.probe_timeout) or 0) / 1e6)
   end
 end
-local ttl = P.probe_timeout_ms
+if mode ~= 'traffic' then
+  return reply(s, 0)
+end
 if ttl <= 0 then
   ttl = 30000
 end

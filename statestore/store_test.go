@@ -489,6 +489,17 @@ func TestStore_Permit(t *testing.T) {
 		if g, err := s.AcquirePermit(ctx, "permit-canary", p, "a1", cr.Epoch); err != nil || g.Granted {
 			t.Fatalf("permit granted in canary mode: %+v %v", g, err)
 		}
+		// Its lifetime is the stored probe_timeout too, not the agent's.
+		short := fastPolicy()
+		short.ProbeTimeout = 150 * time.Millisecond
+		sr := halfOpen(t, s, "permit-ttl", short)
+		if g, _ := s.AcquirePermit(ctx, "permit-ttl", p, "a1", sr.Epoch); !g.Granted {
+			t.Fatal("first permit refused")
+		}
+		pttl, err := b.Client.PTTL(ctx, "t:{permit-ttl}:permit").Result()
+		if err != nil || pttl > short.ProbeTimeout || pttl <= 0 {
+			t.Fatalf("permit lives %s, want at most the stored %s (the agent believed %s)", pttl, short.ProbeTimeout, p.ProbeTimeout)
+		}
 		// The permit holder's outcome, reported with its epoch, decides.
 		res := report(t, s, "permit", p, statestore.Batch{Fail: 3, Probe: &statestore.ProbeOutcome{Epoch: r.Epoch, OK: true}})
 		if res.State != statestore.StateClosed || res.Transition == nil || res.Transition.Event != "probe_succeeded" {
