@@ -2,6 +2,8 @@ package agentlib
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -66,12 +69,18 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives mode changes and errors. Default: discard.
 	Logger *zerolog.Logger
+	// HangResolution is the tick of the agent's coarse clock, which times
+	// calls in flight (hang_after) and slow calls (slow_call): a call is
+	// counted as hung or slow at most two ticks late, never early.
+	// Default 100ms.
+	HangResolution time.Duration
 	// Clock is read for slow-call durations and retry times. Default: the
 	// wall clock.
 	Clock Clock
 }
 
-// Agent mirrors the cluster's breakers and reports outcomes.
+// Agent mirrors the cluster's breakers and reports outcomes. It is safe
+// for concurrent use.
 type Agent struct {
 	cfg       Config
 	log       zerolog.Logger
@@ -87,8 +96,20 @@ type Agent struct {
 	breakers map[string]*Breaker // guarded by mu
 	list     atomic.Pointer[[]*Breaker]
 
-	degraded atomic.Bool
-	health   health
+	// tick is the agent's coarse clock (Clock.Now / HangResolution),
+	// advanced by clockLoop: Allow reads it to stamp a call's start.
+	tick atomic.Int64
+
+	degraded   atomic.Bool // either link is down
+	mirrorLive atomic.Bool // the mirror still follows Redis
+	health     health
+	mode       mode // guarded by health.mu
+	redisAddr  string
+
+	// boot and seq identify reports (docs/protocol.md); only the flusher
+	// touches seq.
+	boot string
+	seq  int64
 
 	urgent     chan struct{}
 	resyncKick chan struct{}
@@ -126,6 +147,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.PermitTimeout <= 0 {
 		cfg.PermitTimeout = 250 * time.Millisecond
 	}
+	if cfg.HangResolution <= 0 {
+		cfg.HangResolution = 100 * time.Millisecond
+	}
 	if cfg.AgentID == "" {
 		host, _ := os.Hostname()
 		cfg.AgentID = fmt.Sprintf("%s-%d", host, os.Getpid())
@@ -141,6 +165,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Classify = DefaultClassify
 	}
 	rdb, owns := cfg.Redis, false
+	redisAddr := "(client given)"
 	if rdb == nil {
 		if cfg.RedisURL == "" {
 			return nil, fmt.Errorf("%w: RedisURL or Redis is required", ErrInvalidConfig)
@@ -150,6 +175,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
 		owns = true
+		redisAddr = logging.RedactURL(cfg.RedisURL)
 	}
 	store, err := statestore.New(rdb, statestore.Options{Prefix: cfg.Prefix})
 	if err != nil {
@@ -184,17 +210,22 @@ func New(cfg Config) (*Agent, error) {
 		coords:     coords,
 		policy:     policy,
 		breakers:   map[string]*Breaker{},
+		redisAddr:  redisAddr,
+		boot:       newBoot(),
 		urgent:     make(chan struct{}, 1),
 		resyncKick: make(chan struct{}, 1),
 		flushStop:  make(chan struct{}),
 	}
 	a.health.redisOK, a.health.coordOK = true, true
+	a.mirrorLive.Store(true)
+	a.tick.Store(clock.Now().UnixNano() / int64(cfg.HangResolution))
 	empty := []*Breaker{}
 	a.list.Store(&empty)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.clockLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.flushLoop() }()
 	go func() { defer a.wg.Done(); a.subscribeLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.resyncLoop(ctx) }()
@@ -227,16 +258,23 @@ func (a *Agent) Breaker(name string) (*Breaker, error) {
 	a.mu.Unlock()
 	if !ok {
 		if a.degraded.Load() {
-			b.enterDegraded(a.clock.Now())
+			b.enterDegraded(a.clock.Now(), !a.mirrorLive.Load())
 		}
 		a.kickResync()
 	}
 	return b, nil
 }
 
-// Degraded reports whether the agent is deciding on local breakers
-// because Redis or the coordinator cannot be reached.
+// Degraded reports whether the agent is deciding (in part) on local
+// breakers because Redis or the coordinators cannot be reached; Links
+// says which.
 func (a *Agent) Degraded() bool { return a.degraded.Load() }
+
+func newBoot() string {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	return hex.EncodeToString(raw[:])
+}
 
 // Close flushes pending outcomes (bounded by RequestTimeout) and stops
 // the agent. Breakers keep answering Allow from their last state.

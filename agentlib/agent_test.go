@@ -299,7 +299,15 @@ func TestAgents_RedisStoppedUnderLoad(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("all agents degraded %s after Redis stopped", time.Since(outage).Round(time.Millisecond))
+	testcluster.Eventually(t, 5*time.Second, "every agent knows Redis is away", func() bool {
+		for _, a := range as {
+			if redisOK, _ := a.Links(); redisOK {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("all agents degraded, Redis link down, %s after Redis stopped", time.Since(outage).Round(time.Millisecond))
 	before := degradedOK.Load()
 	testcluster.Eventually(t, 5*time.Second, "calls flow while degraded", func() bool { return degradedOK.Load() > before+100 })
 

@@ -2,37 +2,40 @@ package agentlib
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Breaker is one named breaker as this agent sees it. Get it from
-// Agent.Breaker and keep it.
+// Agent.Breaker and keep it. It is safe for concurrent use.
 type Breaker struct {
 	a    *Agent
 	name string
 	view atomic.Pointer[view]
-	// doneFn is b.record bound once, so Allow returns it without
-	// allocating.
-	doneFn func(Outcome)
 
-	// Outcomes since the last report.
-	ok, fail, trailing, slow atomic.Int64
-	retryAfterMS             atomic.Int64 // the largest seen
-	lastErr                  atomic.Pointer[string]
-	dirty                    atomic.Bool
+	// triedWindow is the last half-open window (gen, epoch) this agent
+	// asked a permit for: one request per agent per window.
+	triedMu     sync.Mutex
+	triedGen    string // guarded by triedMu
+	triedEpoch  int64  // guarded by triedMu
+	probing     atomic.Pointer[probeCall]
+	probeMu     sync.Mutex
+	probeReport *report.Probe // guarded by probeMu; the traffic probe's verdict, not yet sent
 
-	// triedEpoch is the last half-open epoch this agent asked a permit
-	// for: one request per agent per window.
-	triedEpoch atomic.Int64
+	// localUntil (agent clock, unix nanos) is set while the cluster asked
+	// this agent to keep its own breaker open (quorum not met).
+	localUntil atomic.Int64
 
-	probeMu sync.Mutex
-	probe   *report.Probe // guarded by probeMu; the traffic probe's result, not yet sent
+	// rollback counts resyncs in a row that read an older version of the
+	// same gen than the mirror holds (only the resync loop touches it).
+	rollback int
 
 	local atomic.Pointer[localBreaker] // set while degraded
 
@@ -42,8 +45,7 @@ type Breaker struct {
 
 func newBreaker(a *Agent, name string) *Breaker {
 	b := &Breaker{a: a, name: name}
-	b.doneFn = b.done
-	b.view.Store(newView(statestore.Snapshot{Name: name, State: statestore.StateClosed}, nil, a.clock.Now()))
+	b.view.Store(b.newView(statestore.Snapshot{Name: name, State: statestore.StateClosed}, nil, nil, a.clock.Now()))
 	b.degradedOpen = &DeniedError{Breaker: name, Reason: ErrOpen, Degraded: true}
 	b.degradedForced = &DeniedError{Breaker: name, Reason: ErrForcedOpen, Degraded: true}
 	return b
@@ -58,33 +60,104 @@ func (b *Breaker) State() statestore.Snapshot { return b.view.Load().snap }
 // Allow asks whether a call may go ahead. When it may, call done exactly
 // once with the call's Outcome. When it may not, err is a *DeniedError.
 //
-// In the closed and open states Allow is two atomic loads (the agent's
-// degraded flag, the breaker's view): no lock, no
-// allocation, no I/O. With slow-call detection on, the returned done is a
-// closure holding the start time (one small allocation). In a
-// traffic-mode half-open window the first caller on this agent makes one
-// bounded Redis call to ask for the cluster's single probe permit.
+// In the closed and open states Allow is a few atomic loads and one add:
+// no lock, no allocation, no I/O, with or without in-flight tracking. A
+// call allowed by Allow counts as waiting for its first byte until done;
+// use Begin for calls that can say when their answer starts (a stream).
+// In a traffic-mode half-open window the first caller on this agent makes
+// one bounded Redis call to ask for the cluster's single probe permit.
 func (b *Breaker) Allow() (done func(Outcome), err error) {
 	if b.a.degraded.Load() {
-		return b.allowLocal()
+		return b.allowDegraded()
 	}
 	v := b.view.Load()
 	if v.deny == nil {
-		if v.slowCall > 0 {
-			start := b.a.clock.Now()
-			return func(o Outcome) { b.record(o, b.a.since(start), v.slowCall) }, nil
+		if s := v.tally.begin(b.a.tick.Load()); s != nil {
+			return s.done, nil
 		}
-		return b.doneFn, nil
+		return v.tally.doneFn, nil
 	}
 	if v.traffic {
-		return b.allowProbe(v)
+		if p := b.askPermit(v); p != nil {
+			return p.done, nil
+		}
 	}
 	return nil, v.deny
+}
+
+// Call is one call a Breaker allowed, from Begin. It is a small value:
+// keep it in a variable, call Responding when the answer starts (a stream's
+// first chunk, a response's headers) and Done exactly once. Until
+// Responding or Done the call counts as waiting: past the policy's
+// hang_after the cluster counts it as hung, while it is still in flight.
+// A Call is not safe for concurrent use.
+type Call struct {
+	b         *Breaker
+	s         *slot
+	t         *tally
+	probe     *probeCall
+	fn        func(Outcome) // a degraded call's local done
+	responded bool
+	hung      bool
+}
+
+// Begin is Allow for a call that can tell when its answer starts. It
+// does not allocate in the closed state.
+func (b *Breaker) Begin() (Call, error) {
+	if b.a.degraded.Load() {
+		done, err := b.allowDegraded()
+		if err != nil {
+			return Call{}, err
+		}
+		return Call{b: b, fn: done}, nil
+	}
+	v := b.view.Load()
+	if v.deny == nil {
+		return Call{b: b, t: v.tally, s: v.tally.begin(b.a.tick.Load())}, nil
+	}
+	if v.traffic {
+		if p := b.askPermit(v); p != nil {
+			return Call{b: b, probe: p}, nil
+		}
+	}
+	return Call{}, v.deny
+}
+
+// Responding says the call's answer has started: from now on it is not
+// waiting for the provider. Calling it again does nothing.
+func (c *Call) Responding() {
+	if c.responded || c.b == nil {
+		return
+	}
+	c.responded = true
+	switch {
+	case c.probe != nil:
+		c.probe.responded.Store(true)
+	case c.s != nil:
+		c.hung = c.s.respond()
+	}
+}
+
+// Done records the call's outcome. Call it exactly once.
+func (c *Call) Done(o Outcome) {
+	switch {
+	case c.b == nil:
+	case c.fn != nil:
+		c.fn(o)
+	case c.probe != nil:
+		c.probe.done(o)
+	case c.s != nil:
+		c.s.finish(o, c.responded, c.hung)
+	default:
+		c.t.record(o, nil)
+	}
+	c.b = nil
 }
 
 // Execute runs fn if the breaker allows it and records its outcome,
 // classified by Config.Classify. It returns fn's error, or a
 // *DeniedError without calling fn, or ctx's error if ctx is already done.
+// A panic in fn counts as a failure and is re-raised.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -93,7 +166,10 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) e
 	if err != nil {
 		return err
 	}
+	finished := false
+	defer failOnPanic(done, &finished)
 	ferr := fn(ctx)
+	finished = true
 	done(b.a.cfg.Classify(ctx, ferr))
 	return ferr
 }
@@ -108,143 +184,146 @@ func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T
 	if err != nil {
 		return zero, err
 	}
+	finished := false
+	defer failOnPanic(done, &finished)
 	v, ferr := fn(ctx)
+	finished = true
 	done(b.a.cfg.Classify(ctx, ferr))
 	return v, ferr
 }
 
-func (b *Breaker) done(o Outcome) { b.record(o, 0, 0) }
-
-// record counts one outcome for the next report.
-func (b *Breaker) record(o Outcome, took, slowCall time.Duration) {
-	switch o.kind {
-	case kindSuccess:
-		b.ok.Add(1)
-		if b.trailing.Load() != 0 {
-			b.trailing.Store(0)
-		}
-	case kindFailure:
-		b.fail.Add(1)
-		b.trailing.Add(1)
-		if o.err != nil {
-			msg := clipError(o.err.Error())
-			b.lastErr.Store(&msg)
-		}
-		if ms := o.retryAfter.Milliseconds(); ms > 0 {
-			for {
-				cur := b.retryAfterMS.Load()
-				if ms <= cur || b.retryAfterMS.CompareAndSwap(cur, ms) {
-					break
-				}
-			}
-		}
-	default:
+// failOnPanic records a panic in the protected function as a failure and
+// lets it go on, as gobreaker does.
+func failOnPanic(done func(Outcome), finished *bool) {
+	if *finished {
 		return
 	}
-	if slowCall > 0 && took >= slowCall {
-		b.slow.Add(1)
+	r := recover()
+	if r == nil {
+		// runtime.Goexit (t.FailNow in a test): not the provider's fault.
+		done(Ignored())
+		return
 	}
-	if !b.dirty.Load() {
-		b.dirty.Store(true)
-	}
-	if o.kind == kindFailure {
-		b.a.kickUrgent()
-	}
+	done(Failure(fmt.Errorf("panic: %v", r)))
+	panic(r)
 }
 
-// allowProbe handles a traffic-mode half-open window: the first caller on
-// this agent asks Redis for the window's single permit; everyone else is
-// denied.
-func (b *Breaker) allowProbe(v *view) (func(Outcome), error) {
-	epoch := v.snap.Epoch
-	last := b.triedEpoch.Load()
-	if last >= epoch || !b.triedEpoch.CompareAndSwap(last, epoch) {
-		return nil, v.deny
+// probeCall is the one call of a traffic-mode half-open window this
+// agent got the permit for.
+type probeCall struct {
+	b         *Breaker
+	gen       string
+	epoch     int64
+	nonce     string
+	started   int64 // agent tick
+	responded atomic.Bool
+	decided   atomic.Bool
+}
+
+func (p *probeCall) done(o Outcome) { p.verdict(o, false) }
+
+// verdict queues the probe's verdict for the next report, once: a probe
+// that hangs is decided as failed when it crosses hang_after, and its
+// late end changes nothing.
+func (p *probeCall) verdict(o Outcome, hung bool) {
+	if !p.decided.CompareAndSwap(false, true) {
+		return
 	}
+	b := p.b
+	b.probing.CompareAndSwap(p, nil)
+	r := &report.Probe{Gen: p.gen, Epoch: p.epoch, Nonce: p.nonce}
+	switch {
+	case hung:
+		r.Error = "the probe call waited past hang_after for a first byte"
+	case o.kind == kindIgnored:
+		// No verdict (a bad request, a cancel): give the window back so
+		// another call can probe at once.
+		r.Release = true
+	default:
+		r.OK = o.kind == kindSuccess
+		r.RetryAfterMS = min(o.retryAfter.Milliseconds(), report.MaxRetryAfter.Milliseconds())
+		if o.err != nil {
+			r.Error = clipError(o.err.Error())
+		}
+	}
+	if r.Release {
+		b.a.log.Info().Str("breaker", b.name).Int64("epoch", p.epoch).Msg("the half-open probe ended with no verdict: window given back")
+	}
+	b.probeMu.Lock()
+	b.probeReport = r
+	b.probeMu.Unlock()
+	b.a.kickUrgent()
+}
+
+// askPermit handles a traffic-mode half-open window: the first caller on
+// this agent asks Redis for the window's single permit; everyone else is
+// denied (nil).
+func (b *Breaker) askPermit(v *view) *probeCall {
+	b.triedMu.Lock()
+	if b.triedGen == v.snap.Gen && b.triedEpoch >= v.snap.Epoch {
+		b.triedMu.Unlock()
+		return nil
+	}
+	b.triedGen, b.triedEpoch = v.snap.Gen, v.snap.Epoch
+	b.triedMu.Unlock()
+
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	p := &probeCall{b: b, gen: v.snap.Gen, epoch: v.snap.Epoch, nonce: hex.EncodeToString(raw[:]), started: b.a.tick.Load()}
 	ctx, cancel := context.WithTimeout(context.Background(), b.a.cfg.PermitTimeout)
 	defer cancel()
-	res, err := b.a.store.AcquirePermit(ctx, b.name, v.policyOr(b.a.policy), b.a.cfg.AgentID, epoch)
+	res, err := b.a.store.AcquirePermit(ctx, b.name, v.policyOr(b.a.policy), b.a.cfg.AgentID, p.gen, p.epoch, p.nonce)
 	if err != nil {
 		b.a.log.Warn().Err(err).Str("breaker", b.name).Msg("half-open permit request failed")
-		return nil, v.deny
+		return nil
 	}
 	if !res.Granted {
-		return nil, v.deny
+		return nil
 	}
-	b.a.log.Info().Str("breaker", b.name).Int64("epoch", epoch).Msg("this call is the half-open probe")
-	return func(o Outcome) {
-		if o.kind == kindIgnored {
-			// No verdict: the permit expires and a new window starts.
-			return
-		}
-		p := &report.Probe{Epoch: epoch, OK: o.kind == kindSuccess, RetryAfterMS: o.retryAfter.Milliseconds()}
-		if o.err != nil {
-			p.Error = clipError(o.err.Error())
-		}
-		b.probeMu.Lock()
-		b.probe = p
-		b.probeMu.Unlock()
-		b.dirty.Store(true)
-		b.a.kickUrgent()
-	}, nil
+	b.probing.Store(p)
+	b.a.log.Info().Str("breaker", b.name).Int64("epoch", p.epoch).Msg("this call is the half-open probe")
+	return p
 }
 
-// take empties the counters into a report entry; ok is false when there
-// is nothing to send.
-func (b *Breaker) take() (report.Breaker, bool) {
+// takeProbe returns the probe verdict waiting to be reported, if any.
+func (b *Breaker) takeProbe() *report.Probe {
 	b.probeMu.Lock()
-	probe := b.probe
-	b.probe = nil
-	b.probeMu.Unlock()
-	if !b.dirty.Load() && probe == nil {
-		return report.Breaker{}, false
-	}
-	b.dirty.Store(false)
-	r := report.Breaker{
-		Name:         b.name,
-		OK:           b.ok.Swap(0),
-		Fail:         b.fail.Swap(0),
-		TrailingFail: b.trailing.Swap(0),
-		Slow:         b.slow.Swap(0),
-		RetryAfterMS: min(b.retryAfterMS.Swap(0), report.MaxRetryAfter.Milliseconds()),
-		Probe:        probe,
-	}
-	// Counters are read one by one while calls go on: keep the entry
-	// self-consistent; a count that slipped past lands in the next one.
-	r.TrailingFail = min(r.TrailingFail, r.Fail)
-	r.Slow = min(r.Slow, r.OK+r.Fail)
-	if r.Fail > 0 {
-		if e := b.lastErr.Swap(nil); e != nil {
-			r.LastError = *e
-		}
-	}
-	if r.OK == 0 && r.Fail == 0 && r.Probe == nil {
-		return report.Breaker{}, false
-	}
-	return r, true
+	defer b.probeMu.Unlock()
+	p := b.probeReport
+	b.probeReport = nil
+	return p
 }
 
+// take collects this breaker's report entry; ok is false when there is
+// nothing to send.
+func (b *Breaker) take(now int64) (report.Breaker, bool) {
+	v := b.view.Load()
+	r, ok := v.tally.take(b.name, now, v.hangTicks, b.a.cfg.HangResolution)
+	if p := b.takeProbe(); p != nil {
+		if !ok {
+			r = report.Breaker{Name: b.name}
+		}
+		r.Probe, ok = p, true
+	}
+	return r, ok
+}
+
+// resetCounters drops what was counted for the cluster (leaving degraded
+// mode: the local breakers used it).
 func (b *Breaker) resetCounters() {
-	b.ok.Store(0)
-	b.fail.Store(0)
-	b.trailing.Store(0)
-	b.slow.Store(0)
-	b.retryAfterMS.Store(0)
-	b.lastErr.Store(nil)
-	b.dirty.Store(false)
-	b.probeMu.Lock()
-	b.probe = nil
-	b.probeMu.Unlock()
+	v := b.view.Load()
+	_, _ = v.tally.take(b.name, b.a.tick.Load(), v.hangTicks, b.a.cfg.HangResolution)
 }
 
-// clipError keeps an error message within what a report accepts.
-func clipError(s string) string {
-	if len(s) <= report.MaxLastError {
-		return s
+// setLocalOpen opens this agent's own breaker for d (the cluster's
+// answer when too few agents fail for a cluster-wide trip).
+func (b *Breaker) setLocalOpen(d time.Duration) {
+	until := b.a.clock.Now().Add(d).UnixNano()
+	if until <= b.localUntil.Load() {
+		return
 	}
-	s = s[:report.MaxLastError]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
+	b.localUntil.Store(until)
+	b.a.log.Warn().Str("breaker", b.name).Dur("open_for", d).
+		Msg("open on this agent only: the failures are this agent's alone (quorum not met)")
+	b.refresh()
 }

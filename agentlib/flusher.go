@@ -34,7 +34,7 @@ func (a *Agent) flushLoop() {
 			// Outcomes are the local breakers' business now; only find out
 			// whether the coordinator answers again.
 			if heartbeatDue && !final {
-				a.sendReport(report.Report{Agent: a.cfg.AgentID, Degraded: true, Breakers: []report.Breaker{}})
+				a.sendReport(a.newReport(true))
 				lastSent = time.Now()
 			}
 		} else {
@@ -50,18 +50,26 @@ func (a *Agent) flushLoop() {
 	}
 }
 
+// newReport starts the next report: the next seq of this boot.
+func (a *Agent) newReport(degraded bool) report.Report {
+	a.seq++
+	return report.Report{Agent: a.cfg.AgentID, Boot: a.boot, Seq: a.seq, Degraded: degraded, Breakers: []report.Breaker{}}
+}
+
 func (a *Agent) collect() report.Report {
-	rep := report.Report{Agent: a.cfg.AgentID, Breakers: []report.Breaker{}}
+	rep := a.newReport(false)
+	now := a.tick.Load()
 	for _, b := range a.breakerList() {
-		if e, ok := b.take(); ok {
+		if e, ok := b.take(now); ok {
 			rep.Breakers = append(rep.Breakers, e)
 		}
 	}
 	return rep
 }
 
-// sendReport posts a report, trying each coordinator once, and applies
-// the states in the answer to the mirror.
+// sendReport posts a report, trying each coordinator once with the same
+// body (the same seq: a coordinator that applied it before its answer was
+// lost recognises the repeat), and applies the states in the answer.
 func (a *Agent) sendReport(rep report.Report) {
 	body, err := json.Marshal(rep)
 	if err != nil {
@@ -76,10 +84,13 @@ func (a *Agent) sendReport(rep report.Report) {
 		if err == nil {
 			for _, s := range resp.Breakers {
 				if b := a.lookup(s.Name); b != nil {
-					b.apply(s, nil)
+					b.apply(s.Snapshot, nil, false)
+					if s.LocalOpenMS > 0 {
+						b.setLocalOpen(time.Duration(s.LocalOpenMS) * time.Millisecond)
+					}
 				}
 			}
-			a.setCoordinator(true, nil)
+			a.setCoordinator(true, false, nil)
 			return
 		}
 		var bad *badReportError
@@ -88,11 +99,21 @@ func (a *Agent) sendReport(rep report.Report) {
 			a.log.Error().Err(err).Msg("coordinator refused a report")
 			return
 		}
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			a.setCoordinator(false, true, err)
+			return
+		}
 		lastErr = err
 		a.coordIdx.CompareAndSwap(idx, idx+1)
 	}
-	a.setCoordinator(false, lastErr)
+	a.setCoordinator(false, false, lastErr)
 }
+
+// refusedError: the coordinator refused this agent's token.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
 
 type badReportError struct {
 	status int
@@ -130,7 +151,7 @@ func (a *Agent) post(base string, body []byte) (report.Response, error) {
 		// breakers, and say why loudly.
 		a.log.Error().Int("status", resp.StatusCode).Str("coordinator", base).
 			Msg("the coordinator refused this agent's token: set Config.Token to a token with the agent role")
-		return report.Response{}, fmt.Errorf("coordinator %s refused the token (%d)", base, resp.StatusCode)
+		return report.Response{}, &refusedError{fmt.Sprintf("coordinator %s refused the token (%d)", base, resp.StatusCode)}
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
 		return report.Response{}, &badReportError{status: resp.StatusCode, detail: string(bytes.TrimSpace(data[:min(len(data), 300)]))}
 	default:

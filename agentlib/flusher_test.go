@@ -58,6 +58,34 @@ func (r *recorder) sum(name string) (total report.Breaker, entries int) {
 	return total, entries
 }
 
+// hung adds up the calls reported hung for name.
+func (r *recorder) hung(name string) (n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rep := range r.reports {
+		for _, b := range rep.Breakers {
+			if b.Name == name && b.Hung != nil {
+				n += b.Hung.N
+			}
+		}
+	}
+	return n
+}
+
+// hungWaiting is the last hung report's waiting count and oldest age.
+func (r *recorder) hungWaiting(name string) (waiting, oldestMS int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rep := range r.reports {
+		for _, b := range rep.Breakers {
+			if b.Name == name && b.Hung != nil {
+				waiting, oldestMS = b.Hung.Waiting, b.Hung.OldestMS
+			}
+		}
+	}
+	return waiting, oldestMS
+}
+
 func newRecordedAgent(t *testing.T, flush time.Duration) (*agentlib.Agent, *recorder) {
 	t.Helper()
 	rec := &recorder{}
@@ -70,6 +98,7 @@ func newRecordedAgent(t *testing.T, flush time.Duration) (*agentlib.Agent, *reco
 		AgentID:        "rec",
 		FlushInterval:  flush,
 		ResyncInterval: time.Hour,
+		HangResolution: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

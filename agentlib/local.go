@@ -17,7 +17,8 @@ var (
 
 // localBreaker decides for one breaker while the agent is degraded: a
 // gobreaker two-step breaker with the cluster's policy, seeded from the
-// last cluster view so a breaker that was open stays open.
+// last cluster view (when Redis is away) so a breaker that was open stays
+// open.
 type localBreaker struct {
 	cb     *gobreaker.TwoStepCircuitBreaker[struct{}]
 	policy statestore.Policy
@@ -47,12 +48,12 @@ func newLocalBreaker(name string, p statestore.Policy) *localBreaker {
 	return &localBreaker{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](st), policy: p}
 }
 
-// enterDegraded builds the local breaker from the current view.
-func (b *Breaker) enterDegraded(now time.Time) {
+// enterDegraded builds the local breaker; seeded, from the current view.
+func (b *Breaker) enterDegraded(now time.Time, seeded bool) {
 	v := b.view.Load()
 	lb := newLocalBreaker(b.name, v.policyOr(b.a.policy))
 	switch {
-	case v.snap.Override != statestore.OverrideNone:
+	case !seeded, v.snap.Override != statestore.OverrideNone:
 	case v.snap.State == statestore.StateOpen:
 		lb.openUntil = v.deny.RetryAt
 		if !lb.openUntil.After(now) {
@@ -66,19 +67,33 @@ func (b *Breaker) enterDegraded(now time.Time) {
 	b.local.Store(lb)
 }
 
-// allowLocal is Allow while degraded. Operator overrides still hold.
+// allowDegraded is Allow while degraded. With the mirror still fed by
+// Redis (only the coordinators are away), a denial in the mirror stands
+// and the local breaker only adds strictness.
+func (b *Breaker) allowDegraded() (func(Outcome), error) {
+	if b.a.mirrorLive.Load() {
+		if v := b.view.Load(); v.deny != nil {
+			// A half-open window's probe verdict could not be reported
+			// either: no permit while the coordinators are away.
+			return nil, v.deny
+		}
+	}
+	return b.allowLocal()
+}
+
+// allowLocal asks the local breaker. Operator overrides still hold.
 func (b *Breaker) allowLocal() (func(Outcome), error) {
 	v := b.view.Load()
 	switch v.snap.Override {
 	case statestore.OverrideOpen:
 		return nil, b.degradedForced
 	case statestore.OverrideClosed:
-		return b.doneFn, nil
+		return v.tally.doneFn, nil
 	}
 	lb := b.local.Load()
 	if lb == nil {
 		// Degraded began while this breaker was being created.
-		b.enterDegraded(b.a.clock.Now())
+		b.enterDegraded(b.a.clock.Now(), !b.a.mirrorLive.Load())
 		lb = b.local.Load()
 	}
 	lb.mu.Lock()
@@ -99,7 +114,11 @@ func (b *Breaker) allowLocal() (func(Outcome), error) {
 			done(errLocalFailure)
 			if o.retryAfter > 0 && lb.policy.HonorRetryAfter {
 				lb.mu.Lock()
-				lb.openUntil = b.a.clock.Now().Add(min(o.retryAfter, lb.policy.MaxOpenTimeout))
+				limit := lb.policy.MaxRetryAfter
+				if limit <= 0 {
+					limit = statestore.DefaultPolicy().MaxRetryAfter
+				}
+				lb.openUntil = b.a.clock.Now().Add(min(o.retryAfter, limit))
 				lb.mu.Unlock()
 			}
 		default:

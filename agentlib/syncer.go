@@ -51,7 +51,7 @@ func (a *Agent) subscribeLoop(ctx context.Context) {
 					continue
 				}
 				if b := a.lookup(s.Name); b != nil {
-					b.apply(s, nil)
+					b.apply(s, nil, false)
 				}
 			}
 		}
@@ -95,7 +95,31 @@ func (a *Agent) resync(ctx context.Context) {
 		return
 	}
 	for i, e := range entries {
-		list[i].apply(e.Snapshot, e.Policy)
+		list[i].resynced(e.Snapshot, e.Policy)
 	}
 	a.setRedis(true, nil)
+}
+
+// resynced applies what Redis holds. A newer state replaces the mirror at
+// once, as a pub/sub message would. An older version of the same
+// incarnation is what Redis holds after a failover or a restore that lost
+// the last writes: read twice in a row, it replaces the mirror, so no
+// agent stays on a state Redis no longer has. (Pub/sub messages never
+// roll the mirror back: an old message is only late.)
+func (b *Breaker) resynced(s statestore.Snapshot, p *statestore.Policy) {
+	cur := b.view.Load().snap
+	if s.Gen == cur.Gen && s.Version < cur.Version {
+		b.rollback++
+		if b.rollback >= 2 {
+			b.rollback = 0
+			b.a.log.Warn().Str("breaker", b.name).Int64("mirror_version", cur.Version).Int64("redis_version", s.Version).
+				Msg("Redis holds an older state than this agent mirrored (a failover or restore lost writes): following Redis")
+			b.apply(s, p, true)
+			return
+		}
+		b.apply(cur, p, false) // the policy may still be news
+		return
+	}
+	b.rollback = 0
+	b.apply(s, p, false)
 }

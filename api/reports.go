@@ -19,9 +19,9 @@ func (s *Server) postReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	snaps, err := s.d.Ingest(c.Request().Context(), rep)
+	states, err := s.d.Ingest(c.Request().Context(), rep)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, report.Response{Breakers: snaps})
+	return c.JSON(http.StatusOK, report.Response{Breakers: states})
 }

@@ -20,7 +20,7 @@ import (
 
 // Domain is what the handlers need from the coordinator.
 type Domain interface {
-	Ingest(ctx context.Context, r report.Report) ([]statestore.Snapshot, error)
+	Ingest(ctx context.Context, r report.Report) ([]report.State, error)
 	Ready(ctx context.Context) error
 	Breakers(ctx context.Context) ([]coordinator.Breaker, error)
 	Breaker(ctx context.Context, name string) (coordinator.Breaker, error)

@@ -29,6 +29,11 @@ type PolicySpec struct {
 	HonorRetryAfter     *bool                    `yaml:"honor_retry_after"`
 	HalfOpen            *statestore.HalfOpenMode `yaml:"half_open"`
 	ProbeTimeout        *Duration                `yaml:"probe_timeout"`
+	HangAfter           *Duration                `yaml:"hang_after"`
+	MaxRetryAfter       *Duration                `yaml:"max_retry_after"`
+	MinAgents           *int                     `yaml:"min_agents"`
+	CanaryInterval      *Duration                `yaml:"canary_interval"`
+	CanaryMaxInterval   *Duration                `yaml:"canary_max_interval"`
 }
 
 // CanarySpec is a breaker's canary probe as written in the file; see
@@ -85,6 +90,9 @@ func (c *Config) Policy(name string) statestore.Policy {
 	}
 	return c.Defaults
 }
+
+// DefaultPolicy is the policy of every breaker the file does not name.
+func (c *Config) DefaultPolicy() statestore.Policy { return c.Defaults }
 
 // Names lists the breakers the file names, sorted.
 func (c *Config) Names() []string {
@@ -209,6 +217,11 @@ func resolve(base statestore.Policy, s PolicySpec, field string) (statestore.Pol
 	set(&p.HonorRetryAfter, s.HonorRetryAfter)
 	set(&p.HalfOpen, s.HalfOpen)
 	setDur(&p.ProbeTimeout, s.ProbeTimeout)
+	setDur(&p.HangAfter, s.HangAfter)
+	setDur(&p.MaxRetryAfter, s.MaxRetryAfter)
+	set(&p.MinAgents, s.MinAgents)
+	setDur(&p.CanaryInterval, s.CanaryInterval)
+	setDur(&p.CanaryMaxInterval, s.CanaryMaxInterval)
 	if err := p.Validate(); err != nil {
 		var pe *statestore.PolicyError
 		if errors.As(err, &pe) {

@@ -93,8 +93,8 @@ func TestCanary_OnePerWindowAcrossCoordinators(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Coordinators: 3, ConfigYAML: fmt.Sprintf(`
 breakers:
   openai:
-    open_timeout: 100ms
-    max_open_timeout: 400ms
+    canary_interval: 100ms
+    canary_max_interval: 400ms
     canary:
       kind: openai
       url: %s/v1

@@ -21,6 +21,8 @@ import (
 // Policies gives each breaker's policy.
 type Policies interface {
 	Policy(name string) statestore.Policy
+	// DefaultPolicy is the policy of every breaker not configured by name.
+	DefaultPolicy() statestore.Policy
 	// Names lists the breakers configured by name.
 	Names() []string
 }
@@ -105,10 +107,12 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 func (c *Coordinator) ID() string { return c.cfg.ID }
 
 // Ingest applies one agent's report and returns the current state of the
-// breakers it names. It returns an error wrapping
-// statestore.ErrUnavailable when Redis cannot be reached; the breakers
-// applied before the failure stay applied.
-func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore.Snapshot, error) {
+// breakers it names, with what was done with each part. It returns an
+// error wrapping statestore.ErrUnavailable when Redis cannot be reached;
+// each breaker's part is applied whole or not at all, and the parts
+// applied before the failure stay applied: the agent resends the same
+// report, whose applied parts are then recognised as repeats.
+func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]report.State, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -117,14 +121,28 @@ func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore
 	}
 	c.metrics.reports.Inc()
 	c.heartbeat(ctx, r)
-	out := make([]statestore.Snapshot, 0, len(r.Breakers))
+	out := make([]report.State, 0, len(r.Breakers))
 	for _, b := range r.Breakers {
-		c.metrics.outcomes.WithLabelValues("ok").Add(float64(b.OK))
-		c.metrics.outcomes.WithLabelValues("fail").Add(float64(b.Fail))
-		c.metrics.outcomes.WithLabelValues("slow").Add(float64(b.Slow))
-		res, err := c.store.Report(ctx, b.Name, c.policies.Policy(b.Name), r.Agent, b.Batch())
+		res, err := c.store.Report(ctx, b.Name, c.policies.Policy(b.Name), r.Agent, r.Batch(b))
 		if err != nil {
 			return nil, fmt.Errorf("coordinator: report for %s: %w", b.Name, err)
+		}
+		c.metrics.parts.WithLabelValues(string(res.Applied)).Inc()
+		if res.Applied == statestore.AppliedOK {
+			c.metrics.outcomes.WithLabelValues("ok").Add(float64(b.OK))
+			c.metrics.outcomes.WithLabelValues("fail").Add(float64(b.Fail))
+			c.metrics.outcomes.WithLabelValues("slow").Add(float64(b.Slow))
+			if b.Hung != nil {
+				c.metrics.outcomes.WithLabelValues("hung").Add(float64(b.Hung.N))
+			}
+		}
+		if res.Probe == statestore.ProbeRefused {
+			c.log.Warn().Str("breaker", b.Name).Str("agent", r.Agent).Int64("epoch", b.Probe.Epoch).
+				Msg("refused a probe verdict: not the current window, or not from the holder of its permit")
+		}
+		if res.LocalOpen > 0 {
+			c.log.Info().Str("breaker", b.Name).Str("agent", r.Agent).Dur("open_for", res.LocalOpen).
+				Msg("local trip: too few agents failing for a cluster-wide trip")
 		}
 		c.logTransition(res)
 		if res.Transition != nil {
@@ -132,7 +150,7 @@ func (c *Coordinator) Ingest(ctx context.Context, r report.Report) ([]statestore
 			// lost with Redis's data while this process remembered it.
 			_ = c.store.Register(ctx, b.Name)
 		}
-		out = append(out, res.Snapshot)
+		out = append(out, report.StateOf(res))
 	}
 	return out, nil
 }
@@ -224,11 +242,29 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			} else if ctx.Err() == nil {
 				c.log.Warn().Err(err).Msg("read breaker registry")
 			}
+			if err := c.publishPolicies(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn().Err(err).Msg("publish policies")
+			}
 		}
 		if err := c.tick(ctx, names); err != nil && ctx.Err() == nil {
 			c.log.Warn().Err(err).Msg("tick")
 		}
 	}
+}
+
+// publishPolicies writes the configured policies where agents read them,
+// before any outcome is reported: an agent must know a breaker's
+// hang_after before its first call hangs.
+func (c *Coordinator) publishPolicies(ctx context.Context) error {
+	if err := c.store.SetDefaultPolicy(ctx, c.policies.DefaultPolicy()); err != nil {
+		return err
+	}
+	for _, n := range c.policies.Names() {
+		if err := c.store.SeedPolicy(ctx, n, c.policies.Policy(n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // watch sends the name of every breaker whose change is published.

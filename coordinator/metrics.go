@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	transitions   *prometheus.CounterVec
 	reports       prometheus.Counter
+	parts         *prometheus.CounterVec
 	outcomes      *prometheus.CounterVec
 	probes        *prometheus.CounterVec
 	probeDuration *prometheus.HistogramVec
@@ -27,9 +28,13 @@ func newMetrics() *metrics {
 			Name: "fusebox_reports_ingested_total",
 			Help: "Agent reports applied by this coordinator (heartbeats included).",
 		}),
+		parts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fusebox_report_parts_total",
+			Help: "Breakers' parts of agent reports, by what was done with them (applied, duplicate: a resent report; stale: about a state that is gone).",
+		}, []string{"applied"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fusebox_outcomes_total",
-			Help: "Call outcomes reported by agents, by result (ok, fail, slow).",
+			Help: "Call outcomes reported by agents and counted, by result (ok, fail, slow, hung).",
 		}, []string{"result"}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fusebox_probes_total",
@@ -46,7 +51,7 @@ func newMetrics() *metrics {
 // Collectors returns the coordinator's metrics for a Prometheus registry.
 func (c *Coordinator) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.transitions, m.reports, m.outcomes, m.probes, m.probeDuration, newClusterCollector(c)}
+	return []prometheus.Collector{m.transitions, m.reports, m.parts, m.outcomes, m.probes, m.probeDuration, newClusterCollector(c)}
 }
 
 // clusterCollector reads the cluster's state on every scrape: one gauge

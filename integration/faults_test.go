@@ -76,8 +76,8 @@ func TestSuite5_ProbingCoordinatorKilled(t *testing.T) {
 	e := newEnv(t, options{coordYAML: `
 defaults:
   consecutive_failures: 5
-  open_timeout: 1s
-  max_open_timeout: 2s
+  canary_interval: 1s
+  canary_max_interval: 2s
   probe_timeout: 30s
 breakers:
   openai:

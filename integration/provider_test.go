@@ -145,8 +145,8 @@ func TestSuite3_RetryAfter(t *testing.T) {
 	e := newEnv(t, options{coordYAML: `
 defaults:
   consecutive_failures: 5
-  open_timeout: 1s
-  max_open_timeout: 30s
+  canary_interval: 1s
+  canary_max_interval: 30s
 breakers:
   openai:
     canary:

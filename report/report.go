@@ -20,10 +20,16 @@ const (
 )
 
 // Report is one agent's outcomes since its last report, per breaker. A
-// report with no breakers is a heartbeat.
+// report with no breakers is a heartbeat. docs/protocol.md describes every
+// field and the rules the coordinators apply.
 type Report struct {
 	// Agent identifies the sender.
 	Agent string `json:"agent"`
+	// Boot is random per agent process; Seq grows by one per report of
+	// that process. A report resent with the same (Boot, Seq) counts once.
+	// An empty Boot (a report made by hand) is never taken for a repeat.
+	Boot string `json:"boot,omitempty"`
+	Seq  int64  `json:"seq,omitempty"`
 	// Degraded says the agent is running on local breakers.
 	Degraded bool      `json:"degraded,omitempty"`
 	Breakers []Breaker `json:"breakers"`
@@ -32,12 +38,23 @@ type Report struct {
 // Breaker is one breaker's outcomes in a report.
 type Breaker struct {
 	Name string `json:"name"`
-	OK   int64  `json:"ok,omitempty"`
-	Fail int64  `json:"fail,omitempty"`
+	// Gen and Version are the state the calls were allowed under; the
+	// outcomes count only against it. A nil Version (a report made by
+	// hand) counts against whatever state is current.
+	Gen     string `json:"gen,omitempty"`
+	Version *int64 `json:"version,omitempty"`
+	OK      int64  `json:"ok,omitempty"`
+	Fail    int64  `json:"fail,omitempty"`
 	// TrailingFail counts the failures after the last success in this
 	// report (all of them when there was no success).
 	TrailingFail int64 `json:"trailing_fail,omitempty"`
 	Slow         int64 `json:"slow,omitempty"`
+	// LastOKAgeMS is how long before the report was taken its last
+	// success completed.
+	LastOKAgeMS int64 `json:"last_ok_age_ms,omitempty"`
+	// Hung counts calls still waiting for a first byte past the policy's
+	// hang_after.
+	Hung *Hung `json:"hung,omitempty"`
 	// RetryAfterMS is the largest Retry-After seen, in milliseconds.
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 	LastError    string `json:"last_error,omitempty"`
@@ -45,30 +62,73 @@ type Breaker struct {
 	Probe *Probe `json:"probe,omitempty"`
 }
 
-// Probe is the outcome of the one call let through in a half-open epoch.
+// Hung describes calls in flight past hang_after.
+type Hung struct {
+	// N crossed hang_after since the last report: each call is counted
+	// once, as a failure.
+	N int64 `json:"n"`
+	// Waiting are past hang_after now; OldestMS is the oldest one's age.
+	Waiting  int64 `json:"waiting,omitempty"`
+	OldestMS int64 `json:"oldest_ms,omitempty"`
+}
+
+// Probe is the outcome of the one call let through in a half-open window.
 type Probe struct {
+	// Gen and Epoch name the window.
+	Gen          string `json:"gen,omitempty"`
 	Epoch        int64  `json:"epoch"`
 	OK           bool   `json:"ok"`
 	Error        string `json:"error,omitempty"`
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+	// Nonce proves the sender holds the window's permit.
+	Nonce string `json:"nonce"`
+	// Release gives the window back with no verdict.
+	Release bool `json:"release,omitempty"`
 }
 
 // Response answers a report with the current state of its breakers.
 type Response struct {
-	Breakers []statestore.Snapshot `json:"breakers"`
+	Breakers []State `json:"breakers"`
 }
 
-// Batch converts the wire form to the store's.
-func (b Breaker) Batch() statestore.Batch {
+// State is one breaker's state in an answer, and what was done with the
+// report's part for it.
+type State struct {
+	statestore.Snapshot
+	// Applied is applied, duplicate or stale.
+	Applied statestore.Applied `json:"applied,omitempty"`
+	// Probe is applied, released or refused when the part had a probe.
+	Probe statestore.ProbeVerdict `json:"probe,omitempty"`
+	// LocalOpenMS > 0: fewer agents than the quorum are failing; this
+	// agent should open its own breaker for this long.
+	LocalOpenMS int64 `json:"local_open_ms,omitempty"`
+}
+
+// StateOf is the answer's entry for a script's result.
+func StateOf(r statestore.Result) State {
+	return State{Snapshot: r.Snapshot, Applied: r.Applied, Probe: r.Probe, LocalOpenMS: r.LocalOpen.Milliseconds()}
+}
+
+// Batch converts one breaker's part of the report to the store's.
+func (r Report) Batch(b Breaker) statestore.Batch {
+	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
 	out := statestore.Batch{
+		Boot: r.Boot, Seq: r.Seq, Gen: b.Gen,
 		OK: b.OK, Fail: b.Fail, TrailingFail: b.TrailingFail, Slow: b.Slow,
-		RetryAfter: time.Duration(b.RetryAfterMS) * time.Millisecond,
+		LastOKAge:  ms(b.LastOKAgeMS),
+		RetryAfter: ms(b.RetryAfterMS),
 		LastError:  b.LastError,
 	}
-	if b.Probe != nil {
+	if b.Version != nil {
+		out.Fenced, out.Version = true, *b.Version
+	}
+	if h := b.Hung; h != nil {
+		out.Hung, out.HungWaiting, out.HungOldest = h.N, h.Waiting, ms(h.OldestMS)
+	}
+	if p := b.Probe; p != nil {
 		out.Probe = &statestore.ProbeOutcome{
-			Epoch: b.Probe.Epoch, OK: b.Probe.OK, Error: b.Probe.Error,
-			RetryAfter: time.Duration(b.Probe.RetryAfterMS) * time.Millisecond,
+			Gen: p.Gen, Epoch: p.Epoch, OK: p.OK, Error: p.Error,
+			RetryAfter: ms(p.RetryAfterMS), Nonce: p.Nonce, Release: p.Release,
 		}
 	}
 	return out
@@ -90,7 +150,11 @@ func (e *Error) Error() string {
 	return "report: " + e.Field + ": " + e.Reason
 }
 
-var validAgent = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$`)
+var (
+	validAgent = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$`)
+	// validToken: boots, gens and nonces are short printable words.
+	validToken = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
 
 // Decode reads one report strictly: unknown fields, trailing data and
 // wrong types are errors. It validates what it read.
@@ -118,6 +182,12 @@ func (r Report) Validate() error {
 	if !validAgent.MatchString(r.Agent) {
 		return &Error{Field: "agent", Reason: "want 1-128 of A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit"}
 	}
+	if r.Boot != "" && !validToken.MatchString(r.Boot) {
+		return &Error{Field: "boot", Reason: "want 1-64 of A-Z a-z 0-9 . _ -"}
+	}
+	if r.Seq < 0 {
+		return &Error{Field: "seq", Reason: "must not be negative"}
+	}
 	if len(r.Breakers) > MaxBreakers {
 		return &Error{Field: "breakers", Reason: fmt.Sprintf("at most %d per report, got %d", MaxBreakers, len(r.Breakers))}
 	}
@@ -134,9 +204,25 @@ func (r Report) Validate() error {
 		for _, c := range []struct {
 			name string
 			v    int64
-		}{{"ok", b.OK}, {"fail", b.Fail}, {"trailing_fail", b.TrailingFail}, {"slow", b.Slow}} {
+		}{{"ok", b.OK}, {"fail", b.Fail}, {"trailing_fail", b.TrailingFail}, {"slow", b.Slow}, {"last_ok_age_ms", b.LastOKAgeMS}} {
 			if c.v < 0 || c.v > MaxCount {
 				return &Error{Field: field + "." + c.name, Reason: fmt.Sprintf("must be in [0, %d], got %d", MaxCount, c.v)}
+			}
+		}
+		if b.Gen != "" && !validToken.MatchString(b.Gen) {
+			return &Error{Field: field + ".gen", Reason: "want 1-64 of A-Z a-z 0-9 . _ -"}
+		}
+		if b.Version != nil && (*b.Version < 0 || *b.Version > MaxCount) {
+			return &Error{Field: field + ".version", Reason: fmt.Sprintf("must be in [0, %d]", MaxCount)}
+		}
+		if h := b.Hung; h != nil {
+			for _, c := range []struct {
+				name string
+				v    int64
+			}{{"n", h.N}, {"waiting", h.Waiting}, {"oldest_ms", h.OldestMS}} {
+				if c.v < 0 || c.v > MaxCount {
+					return &Error{Field: field + ".hung." + c.name, Reason: fmt.Sprintf("must be in [0, %d], got %d", MaxCount, c.v)}
+				}
 			}
 		}
 		if b.TrailingFail > b.Fail {
@@ -154,6 +240,12 @@ func (r Report) Validate() error {
 		if p := b.Probe; p != nil {
 			if p.Epoch <= 0 {
 				return &Error{Field: field + ".probe.epoch", Reason: "must be positive"}
+			}
+			if !validToken.MatchString(p.Nonce) {
+				return &Error{Field: field + ".probe.nonce", Reason: "required: the nonce the window's permit was granted for"}
+			}
+			if p.Gen != "" && !validToken.MatchString(p.Gen) {
+				return &Error{Field: field + ".probe.gen", Reason: "want 1-64 of A-Z a-z 0-9 . _ -"}
 			}
 			if len(p.Error) > MaxLastError {
 				return &Error{Field: field + ".probe.error", Reason: fmt.Sprintf("at most %d bytes", MaxLastError)}

@@ -113,7 +113,7 @@ func TestSidecars_FailOverTogetherAndBack(t *testing.T) {
 func newRigWith(t *testing.T, fp *fakeprovider.Server, mode string, sidecars int) *rig {
 	t.Helper()
 	r := newRigOn(t, fp, func(fpURL string) string {
-		policy := "defaults:\n  consecutive_failures: 5\n  open_timeout: 200ms\n  max_open_timeout: 400ms\n"
+		policy := "defaults:\n  consecutive_failures: 5\n  open_timeout: 200ms\n  max_open_timeout: 400ms\n  canary_interval: 200ms\n  canary_max_interval: 400ms\n"
 		if mode == "canary" {
 			policy += fmt.Sprintf("breakers:\n  openai:\n    canary:\n      kind: openai\n      url: %s/openai/v1\n      model: gpt-4o-mini\n      timeout: 1s\n", fpURL)
 		}

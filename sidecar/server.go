@@ -86,9 +86,10 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		// Degraded still serves (on local breakers): it is ready.
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "degraded": s.agent.Degraded()})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		// Degraded still serves (on local breakers): it is ready. The
+		// body says which links are down (readiness.go).
+		writeJSON(w, http.StatusOK, s.readiness(r.Context()))
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -66,8 +66,8 @@ func TestSidecar_ProvidersTable(t *testing.T) {
 		{name: "Anthropic 529: failure, next", breaker: "anthropic", fault: st(529, ""), wantCode: 200, wantFrom: "ollama", wantFails: 1},
 		{name: "408: failure, next", breaker: "openai", fault: st(408, ""), wantCode: 200, wantFrom: "anthropic", wantFails: 1},
 		{name: "429 with Retry-After: failure, the cluster waits it out, next", breaker: "openai", fault: st(429, "30"), wantCode: 200, wantFrom: "anthropic", wantFails: 1, wantOpen: 30 * time.Second},
-		{name: "429 insufficient_quota: failure, long open, next", breaker: "openai", fault: fakeprovider.Fault{Kind: fakeprovider.FaultQuota}, wantCode: 200, wantFrom: "anthropic", wantFails: 1, wantOpen: 10 * time.Minute},
-		{name: "402 billing: failure, long open, next", breaker: "anthropic", fault: fakeprovider.Fault{Kind: fakeprovider.FaultQuota}, wantCode: 200, wantFrom: "ollama", wantFails: 1, wantOpen: 10 * time.Minute},
+		{name: "429 insufficient_quota: failure, open for max_retry_after, next", breaker: "openai", fault: fakeprovider.Fault{Kind: fakeprovider.FaultQuota}, wantCode: 200, wantFrom: "anthropic", wantFails: 1, wantOpen: time.Hour},
+		{name: "402 billing: failure, open for max_retry_after, next", breaker: "anthropic", fault: fakeprovider.Fault{Kind: fakeprovider.FaultQuota}, wantCode: 200, wantFrom: "ollama", wantFails: 1, wantOpen: time.Hour},
 		{name: "stream cut before anything was sent: failure, next", breaker: "openai", stream: true, fault: fakeprovider.Fault{Kind: fakeprovider.FaultStreamCut, CutAfter: 0}, wantCode: 200, wantFrom: "anthropic", wantFails: 1,
 			check: func(t *testing.T, a answer) {
 				if !strings.HasSuffix(a.body, "data: [DONE]\n\n") {
@@ -101,12 +101,15 @@ func TestSidecar_ProvidersTable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r.fp.Reset()
 			for _, b := range []string{"openai", "anthropic", "ollama"} {
-				if _, err := r.c.Store.Reset(ctx, b, r.c.Config.Policy(b), "test", "next case"); err != nil {
+				res, err := r.c.Store.Reset(ctx, b, r.c.Config.Policy(b), "test", "next case")
+				if err != nil {
 					t.Fatal(err)
 				}
+				// Outcomes count against the state they were allowed under:
+				// wait for the reset's own version, not just "closed".
 				br, _ := s.agent.Breaker(b)
-				testcluster.Eventually(t, 2*time.Second, "the sidecar sees "+b+" closed", func() bool {
-					return br.State().State == statestore.StateClosed
+				testcluster.Eventually(t, 2*time.Second, "the sidecar sees "+b+" reset", func() bool {
+					return br.State().Version == res.Version
 				})
 			}
 			provider := tc.breaker

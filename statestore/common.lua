@@ -7,7 +7,8 @@
 --   KEYS[2] event stream  <prefix>:{NAME}:events
 --   KEYS[3] window hash   <prefix>:{NAME}:window  (rolling 1 s buckets)
 --   KEYS[4] permit key    <prefix>:{NAME}:permit  (traffic-mode probe permit)
--- ARGV (the same leading 14 for every script):
+-- (report.lua takes three more, see there.)
+-- ARGV (the same leading 19 for every script):
 --   ARGV[1] breaker name        ARGV[2] pub/sub channel
 --   ARGV[3] event stream cap    ARGV[4] actor (who asks for this change)
 --   ARGV[5] consecutive_failures (0 = off)
@@ -16,12 +17,16 @@
 --   ARGV[10] open_timeout ms    ARGV[11] max_open_timeout ms
 --   ARGV[12] honor_retry_after (1/0)         ARGV[13] probe_timeout ms
 --   ARGV[14] policy JSON, stored for agents' local breakers
--- Each script's own arguments start at ARGV[15].
+--   ARGV[15] max_retry_after ms  ARGV[16] min_agents (quorum; 0/1 = off)
+--   ARGV[17] half_open mode (canary/traffic)
+--   ARGV[18] canary_interval ms  ARGV[19] canary_max_interval ms
+-- Each script's own arguments start at ARGV[20].
 --
 -- Every script returns reply(): {code, state, override, version, epoch,
 -- retry_in_ms, gen, old, new, event, reason, failure_count, last_error,
--- actor, changed_at_ms}, all strings. code: 0 no change, 1 transition,
--- 2 stale (fenced out), 3 granted (permit).
+-- actor, changed_at_ms, applied, probe, local_open_ms}, all strings. code:
+-- 0 no change, 1 transition, 2 stale (fenced out), 3 granted (permit).
+-- applied/probe/local_open_ms say what report.lua did with a batch.
 
 local NAME = ARGV[1]
 local CHANNEL = ARGV[2]
@@ -38,7 +43,13 @@ local P = {
   honor_retry_after = ARGV[12] == '1',
   probe_timeout_ms = tonumber(ARGV[13]),
   json = ARGV[14],
+  max_retry_after_ms = tonumber(ARGV[15]),
+  min_agents = tonumber(ARGV[16]),
+  canary = ARGV[17] == 'canary',
+  canary_ms = tonumber(ARGV[18]),
+  canary_max_ms = tonumber(ARGV[19]),
 }
+local OWN = 20
 
 local function fmt(n)
   return string.format('%.0f', n)
@@ -73,7 +84,25 @@ local function load()
     changed_at = tonumber(r.changed_at) or 0,
     probe_owner = r.probe_owner or '',
     probe_started_at = tonumber(r.probe_started_at) or 0,
+    permit_at = tonumber(r.permit_at) or 0,
+    run_start = tonumber(r.run_start) or 0,
   }
+end
+
+-- base_open_ms is the first open time after a trip: the canary cadence
+-- for canary-mode breakers, the open timeout for traffic mode.
+local function base_open_ms()
+  if P.canary then
+    return P.canary_ms
+  end
+  return P.open_ms
+end
+
+local function max_open_ms()
+  if P.canary then
+    return P.canary_max_ms
+  end
+  return P.max_open_ms
 end
 
 local function effective(s)
@@ -102,11 +131,15 @@ local function save(s)
     'override_until', fmt(s.override_until), 'version', fmt(s.version),
     'epoch', fmt(s.epoch), 'consec', fmt(s.consec),
     'open_until', fmt(s.open_until), 'open_ms', fmt(s.open_ms),
+    'permit_at', fmt(s.permit_at), 'run_start', fmt(s.run_start),
     'half_open_at', fmt(s.half_open_at), 'gen', s.gen,
     'last_error', s.last_error, 'reason', s.reason, 'actor', s.actor,
     'changed_at', fmt(s.changed_at), 'probe_owner', s.probe_owner,
     'probe_started_at', fmt(s.probe_started_at), 'policy', P.json)
 end
+
+-- X collects what report.lua did with a batch, for reply().
+local X = { applied = '', probe = '', local_open_ms = 0 }
 
 local function reply(s, code, ev)
   ev = ev or {}
@@ -114,6 +147,7 @@ local function reply(s, code, ev)
     tostring(code), s.state, s.override, fmt(s.version), fmt(s.epoch),
     fmt(retry_in(s)), s.gen, ev.old or '', ev.new or '', ev.event or '',
     s.reason, fmt(s.consec), s.last_error, s.actor, fmt(s.changed_at),
+    X.applied, X.probe, fmt(X.local_open_ms),
   }
 end
 
@@ -161,8 +195,11 @@ end
 local function close_fresh(s)
   s.state = 'closed'
   s.consec = 0
+  s.run_start = 0
   s.open_until = 0
-  s.open_ms = P.open_ms
+  s.open_ms = base_open_ms()
+  s.permit_at = 0
+  s.last_error = ''
   redis.call('DEL', KEYS[3], KEYS[4])
 end
 
@@ -170,26 +207,53 @@ end
 local function open_for(s, ms)
   s.state = 'open'
   s.open_until = NOW + ms
+  s.permit_at = 0
   redis.call('DEL', KEYS[3], KEYS[4])
 end
 
-local function capped_retry_after(ms)
+-- new_window starts a new half-open window (epoch).
+local function new_window(s)
+  s.state = 'half_open'
+  s.epoch = s.epoch + 1
+  s.half_open_at = NOW
+  s.permit_at = 0
+  redis.call('DEL', KEYS[4])
+end
+
+-- retry_after returns how long a Retry-After keeps the cluster off (0 for
+-- none or when not honoured) and whether max_retry_after capped it.
+local function retry_after(ms)
   if not P.honor_retry_after or ms <= 0 then
-    return 0
+    return 0, false
   end
-  return math.min(ms, P.max_open_ms)
+  if ms > P.max_retry_after_ms then
+    return P.max_retry_after_ms, true
+  end
+  return ms, false
+end
+
+local function retry_after_reason(capped)
+  if capped then
+    return 'retry_after_capped'
+  end
+  return 'retry_after'
 end
 
 -- probe_result applies the result of the half-open probe. The caller has
--- checked that it belongs to the current half-open epoch.
+-- checked that it belongs to the current half-open epoch and prober.
 local function probe_result(s, success, err, retry_after_ms)
   local old = effective(s)
   if success then
     close_fresh(s)
     return commit(s, old, 'probe_succeeded', 'probe_succeeded')
   end
-  s.open_ms = math.min(math.max(s.open_ms, P.open_ms) * 2, P.max_open_ms)
+  s.open_ms = math.min(math.max(s.open_ms, base_open_ms()) * 2, max_open_ms())
   s.last_error = err
-  open_for(s, math.max(s.open_ms, capped_retry_after(retry_after_ms)))
-  return commit(s, old, 'probe_failed', 'probe_failed')
+  local ra, capped = retry_after(retry_after_ms)
+  local reason = 'probe_failed'
+  if ra > s.open_ms then
+    reason = 'probe_failed_' .. retry_after_reason(capped)
+  end
+  open_for(s, math.max(s.open_ms, ra))
+  return commit(s, old, 'probe_failed', reason)
 end

@@ -25,6 +25,12 @@ func (s *Store) keys(name string) []string {
 	return []string{base + "state", base + "events", base + "window", base + "permit"}
 }
 
+func (s *Store) seqKey(name, agent string) string { return s.prefix + ":{" + name + "}:seq:" + agent }
+func (s *Store) failersKey(name string) string    { return s.prefix + ":{" + name + "}:failers" }
+func (s *Store) localKey(name, agent string) string {
+	return s.prefix + ":{" + name + "}:local:" + agent
+}
 func (s *Store) stateKey(name string) string  { return s.prefix + ":{" + name + "}:state" }
 func (s *Store) eventsKey(name string) string { return s.prefix + ":{" + name + "}:events" }
 func (s *Store) registryKey() string          { return s.prefix + ":breakers" }
+func (s *Store) defaultPolicyKey() string     { return s.prefix + ":default-policy" }

@@ -52,8 +52,28 @@ type Policy struct {
 	// HalfOpen is how a half-open breaker is probed.
 	HalfOpen HalfOpenMode `json:"half_open"`
 	// ProbeTimeout is how long one half-open probe may take; a half-open
-	// window with no result after this starts a new window.
+	// window whose probe started and gave no result after this starts a
+	// new window.
 	ProbeTimeout time.Duration `json:"probe_timeout"`
+	// HangAfter is how long a call may wait for its first byte before it
+	// counts as hung: agents report such calls while they are still in
+	// flight, and the cluster counts each as a failure (and a slow call)
+	// once. 0 turns in-flight detection off.
+	HangAfter time.Duration `json:"hang_after"`
+	// MaxRetryAfter caps how long one Retry-After keeps the cluster off a
+	// provider.
+	MaxRetryAfter time.Duration `json:"max_retry_after"`
+	// MinAgents is the quorum of a trip: the failures that trip the
+	// breaker must come from at least this many distinct agents within
+	// Window; failures fewer agents see open those agents' own local
+	// breakers only. 0 or 1 turns the quorum off.
+	MinAgents int `json:"min_agents"`
+	// CanaryInterval is how long a canary-mode breaker stays open before
+	// its next canary; it doubles after each failed canary, up to
+	// CanaryMaxInterval. (Traffic mode uses OpenTimeout and
+	// MaxOpenTimeout: there a probe is a user's call.)
+	CanaryInterval    time.Duration `json:"canary_interval"`
+	CanaryMaxInterval time.Duration `json:"canary_max_interval"`
 }
 
 // DefaultPolicy returns the defaults, which the seed article found to work
@@ -69,8 +89,14 @@ func DefaultPolicy() Policy {
 		HonorRetryAfter:     true,
 		HalfOpen:            HalfOpenTraffic,
 		ProbeTimeout:        30 * time.Second,
+		MaxRetryAfter:       time.Hour,
+		CanaryInterval:      time.Second,
+		CanaryMaxInterval:   5 * time.Second,
 	}
 }
+
+// MaxHangAfter is the longest HangAfter agents track in flight.
+const MaxHangAfter = time.Minute
 
 // PolicyError says which field of a policy is wrong and why.
 type PolicyError struct {
@@ -107,13 +133,23 @@ func (p Policy) Validate() error {
 		return &PolicyError{"half_open", fmt.Sprintf("must be %q or %q, got %q", HalfOpenCanary, HalfOpenTraffic, p.HalfOpen)}
 	case p.ProbeTimeout < time.Millisecond:
 		return &PolicyError{"probe_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.ProbeTimeout)}
+	case p.HangAfter < 0 || p.HangAfter > MaxHangAfter:
+		return &PolicyError{"hang_after", fmt.Sprintf("must be between 0 (off) and %s, got %s", MaxHangAfter, p.HangAfter)}
+	case p.MaxRetryAfter < time.Second:
+		return &PolicyError{"max_retry_after", fmt.Sprintf("must be at least 1s, got %s", p.MaxRetryAfter)}
+	case p.MinAgents < 0:
+		return &PolicyError{"min_agents", "must be 0 (off) or more"}
+	case p.CanaryInterval < time.Millisecond:
+		return &PolicyError{"canary_interval", fmt.Sprintf("must be at least 1ms, got %s", p.CanaryInterval)}
+	case p.CanaryMaxInterval < p.CanaryInterval:
+		return &PolicyError{"canary_max_interval", fmt.Sprintf("must be at least canary_interval (%s), got %s", p.CanaryInterval, p.CanaryMaxInterval)}
 	case p.ConsecutiveFailures == 0 && p.FailureRate == 0 && p.SlowCallRate == 0 && !p.HonorRetryAfter:
 		return &PolicyError{"consecutive_failures", "every trip rule is off: the breaker could never open"}
 	}
 	return nil
 }
 
-// args encodes the policy as ARGV[5..14] of every script (see common.lua).
+// args encodes the policy as ARGV[5..19] of every script (see common.lua).
 func (p Policy) args() ([]any, error) {
 	js, err := json.Marshal(p)
 	if err != nil {
@@ -134,5 +170,10 @@ func (p Policy) args() ([]any, error) {
 		honor,
 		strconv.FormatInt(p.ProbeTimeout.Milliseconds(), 10),
 		string(js),
+		strconv.FormatInt(p.MaxRetryAfter.Milliseconds(), 10),
+		strconv.Itoa(p.MinAgents),
+		string(p.HalfOpen),
+		strconv.FormatInt(p.CanaryInterval.Milliseconds(), 10),
+		strconv.FormatInt(p.CanaryMaxInterval.Milliseconds(), 10),
 	}, nil
 }

@@ -52,6 +52,10 @@ func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]Mi
 	}
 	pipe := s.rdb.Pipeline()
 	timeCmd := pipe.Time(ctx)
+	var defCmd *redis.StringCmd
+	if withPolicy {
+		defCmd = pipe.Get(ctx, s.defaultPolicyKey())
+	}
 	cmds := make([]*redis.SliceCmd, len(names))
 	for i, n := range names {
 		if !ValidName(n) {
@@ -63,10 +67,14 @@ func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]Mi
 		return nil, wrapRedis(ctx, err)
 	}
 	now := timeCmd.Val().UnixMilli()
+	var def *Policy
+	if defCmd != nil {
+		def = decodePolicy(defCmd.Val())
+	}
 	for i, c := range cmds {
 		v := c.Val()
 		sn := Snapshot{Name: names[i], State: StateClosed}
-		var pol *Policy
+		pol := def
 		if len(v) == len(fields) && v[0] != nil {
 			sn.State = State(str(v[0]))
 			sn.Override = Override(str(v[1]))
@@ -74,16 +82,61 @@ func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]Mi
 			sn.Epoch = atoi(str(v[3]))
 			sn.Gen = str(v[4])
 			sn.RetryInMS = retryInMS(sn.State, sn.Override, atoi(str(v[5])), atoi(str(v[6])), now)
-			if withPolicy {
-				var p Policy
-				if js := str(v[7]); js != "" && json.Unmarshal([]byte(js), &p) == nil {
-					pol = &p
-				}
+		}
+		if withPolicy && len(v) == len(fields) {
+			// A configured breaker's policy is there before its first
+			// outcome (SeedPolicy); the rest get the defaults.
+			if p := decodePolicy(str(v[7])); p != nil {
+				pol = p
 			}
+		}
+		if !withPolicy {
+			pol = nil
 		}
 		out[i] = MirrorEntry{Snapshot: sn, Policy: pol}
 	}
 	return out, nil
+}
+
+func decodePolicy(js string) *Policy {
+	if js == "" {
+		return nil
+	}
+	var p Policy
+	if json.Unmarshal([]byte(js), &p) != nil {
+		return nil
+	}
+	return &p
+}
+
+// SeedPolicy writes a breaker's policy where agents read it, without
+// creating its state: agents know a configured breaker's policy before
+// any outcome was reported. Every script writes it again.
+func (s *Store) SeedPolicy(ctx context.Context, name string, p Policy) error {
+	if !ValidName(name) {
+		return ErrInvalidName
+	}
+	js, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("%w: policy: %v", ErrInvalid, err)
+	}
+	if err := s.rdb.HSet(ctx, s.stateKey(name), "policy", string(js)).Err(); err != nil {
+		return wrapRedis(ctx, err)
+	}
+	return nil
+}
+
+// SetDefaultPolicy writes the policy of every breaker not configured by
+// name, for agents.
+func (s *Store) SetDefaultPolicy(ctx context.Context, p Policy) error {
+	js, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("%w: policy: %v", ErrInvalid, err)
+	}
+	if err := s.rdb.Set(ctx, s.defaultPolicyKey(), string(js), 0).Err(); err != nil {
+		return wrapRedis(ctx, err)
+	}
+	return nil
 }
 
 // Policy reads the policy last written for a breaker by a coordinator, for

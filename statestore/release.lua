@@ -1,6 +1,6 @@
 -- release.lua: end an operator override. The breaker resumes closed with
 -- fresh counters.
--- KEYS and ARGV[1..14]: see common.lua.  ARGV[15] reason
+-- KEYS and ARGV[1..19]: see common.lua.  ARGV[20] reason
 -- Returns reply() (common.lua): code 1, or 0 when it was not forced.
 
 local s = load()
@@ -11,4 +11,4 @@ local old = effective(s)
 s.override = ''
 s.override_until = 0
 close_fresh(s)
-return commit(s, old, 'release', ARGV[15])
+return commit(s, old, 'release', ARGV[OWN])

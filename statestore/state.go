@@ -106,4 +106,38 @@ type Result struct {
 	FailureCount int64
 	// LastError is the last failure reported.
 	LastError string
+	// Applied says what Report did with the batch.
+	Applied Applied
+	// Probe says what Report did with the batch's probe verdict.
+	Probe ProbeVerdict
+	// LocalOpen > 0: the batch would have tripped the breaker but fewer
+	// than the policy's MinAgents agents are failing; the reporting agent
+	// should open its own breaker for this long.
+	LocalOpen time.Duration
 }
+
+// Applied is what Report did with a batch.
+type Applied string
+
+const (
+	// AppliedOK: counted against the current state.
+	AppliedOK Applied = "applied"
+	// AppliedDuplicate: a report seen before (same agent, boot and seq or
+	// older); nothing changed.
+	AppliedDuplicate Applied = "duplicate"
+	// AppliedStale: about a state that is gone (another gen or version);
+	// dropped, but a Retry-After may still extend an open breaker.
+	AppliedStale Applied = "stale"
+)
+
+// ProbeVerdict is what Report did with a batch's probe verdict.
+type ProbeVerdict string
+
+const (
+	ProbeNone     ProbeVerdict = ""
+	ProbeApplied  ProbeVerdict = "applied"
+	ProbeReleased ProbeVerdict = "released"
+	// ProbeRefused: not the current window, or not from its permit's
+	// holder.
+	ProbeRefused ProbeVerdict = "refused"
+)

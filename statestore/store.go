@@ -61,52 +61,82 @@ func (s *Store) Channel() string { return s.channel }
 // Client is the Redis client the store uses.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
-// Batch is one agent's outcomes for one breaker since its last report.
+// Batch is one agent's report for one breaker (docs/protocol.md).
 type Batch struct {
+	// Boot and Seq identify the report: a batch whose (Boot, Seq) is not
+	// newer than the last one applied for this agent is a repeat and
+	// changes nothing. An empty Boot skips the check.
+	Boot string
+	Seq  int64
+	// Fenced counts the outcomes only against the state they were allowed
+	// under, Gen and Version; unfenced batches count against whatever
+	// state is current.
+	Fenced  bool
+	Gen     string
+	Version int64
+
 	OK           int64
 	Fail         int64
 	TrailingFail int64 // failures after the batch's last success
 	Slow         int64
-	RetryAfter   time.Duration // the largest Retry-After seen; 0 = none
-	LastError    string
-	// Probe is the traffic-mode probe's result, when this batch carries it.
+	// LastOKAge is how long before the batch was taken its last success
+	// completed.
+	LastOKAge time.Duration
+	// Hung counts calls that crossed the policy's HangAfter, still waiting
+	// for a first byte, since the last batch; HungWaiting are past it now,
+	// the oldest for HungOldest.
+	Hung        int64
+	HungWaiting int64
+	HungOldest  time.Duration
+	RetryAfter  time.Duration // the largest Retry-After seen; 0 = none
+	LastError   string
+	// Probe is the traffic-mode probe's verdict, when this batch carries it.
 	Probe *ProbeOutcome
 }
 
 // ProbeOutcome is the result of one half-open probe.
 type ProbeOutcome struct {
+	// Gen and Epoch name the window the probe ran in.
+	Gen        string
 	Epoch      int64
 	OK         bool
 	Error      string
 	RetryAfter time.Duration
-	// Token is the fencing token the prober claimed the window with
-	// (ProbeStart); empty for a traffic-mode probe, fenced by its permit.
+	// Token is the canary prober's fencing token (ProbeStart); required
+	// by ProbeResult.
 	Token string
+	// Nonce is the traffic-mode permit's secret (AcquirePermit); required
+	// for a probe carried by a Batch.
+	Nonce string
+	// Release gives a traffic-mode window back with no verdict (the probe
+	// call said nothing about the provider): a new window starts at once.
+	Release bool
 }
 
 // Report applies a batch of outcomes to a breaker and trips it when the
-// policy says so.
-func (s *Store) Report(ctx context.Context, name string, p Policy, actor string, b Batch) (Result, error) {
-	if b.OK < 0 || b.Fail < 0 || b.TrailingFail < 0 || b.Slow < 0 || b.RetryAfter < 0 {
+// policy says so. The batch is applied whole or not at all;
+// Result.Applied says which.
+func (s *Store) Report(ctx context.Context, name string, p Policy, agent string, b Batch) (Result, error) {
+	if b.OK < 0 || b.Fail < 0 || b.TrailingFail < 0 || b.Slow < 0 || b.RetryAfter < 0 || b.Hung < 0 ||
+		b.HungWaiting < 0 || b.HungOldest < 0 || b.LastOKAge < 0 || b.Seq < 0 || b.Version < 0 {
 		return Result{}, fmt.Errorf("%w: negative count in batch", ErrInvalid)
 	}
 	if b.TrailingFail > b.Fail {
 		b.TrailingFail = b.Fail
 	}
-	var pe, pok, perr = "0", "0", ""
-	if b.Probe != nil && b.Probe.Epoch > 0 {
-		pe = strconv.FormatInt(b.Probe.Epoch, 10)
-		pok = boolArg(b.Probe.OK)
-		perr = b.Probe.Error
-		if b.Probe.RetryAfter > b.RetryAfter {
-			b.RetryAfter = b.Probe.RetryAfter
-		}
+	var pe, pgen, pok, perr, pra, pnonce, prel = "0", "", "0", "", "0", "", "0"
+	if pr := b.Probe; pr != nil && pr.Epoch > 0 {
+		pe, pgen, pok, perr = strconv.FormatInt(pr.Epoch, 10), pr.Gen, boolArg(pr.OK), pr.Error
+		pra, pnonce, prel = strconv.FormatInt(pr.RetryAfter.Milliseconds(), 10), pr.Nonce, boolArg(pr.Release)
 	}
-	return s.run(ctx, reportScript, name, p, actor,
-		strconv.FormatInt(b.OK, 10), strconv.FormatInt(b.Fail, 10),
-		strconv.FormatInt(b.TrailingFail, 10), strconv.FormatInt(b.Slow, 10),
-		strconv.FormatInt(b.RetryAfter.Milliseconds(), 10), b.LastError,
-		pe, pok, perr)
+	i64 := func(n int64) string { return strconv.FormatInt(n, 10) }
+	ms := func(d time.Duration) string { return i64(d.Milliseconds()) }
+	keys := append(s.keys(name), s.seqKey(name, agent), s.failersKey(name), s.localKey(name, agent))
+	return s.runKeys(ctx, reportScript, name, keys, p, agent,
+		b.Boot, i64(b.Seq), boolArg(b.Fenced), b.Gen, i64(b.Version),
+		i64(b.OK), i64(b.Fail), i64(b.TrailingFail), i64(b.Slow), ms(b.LastOKAge),
+		i64(b.Hung), i64(b.HungWaiting), ms(b.HungOldest), ms(b.RetryAfter), b.LastError,
+		pe, pgen, pok, perr, pra, pnonce, prel)
 }
 
 // Tick moves a breaker whose open time has passed to half-open, starts a
@@ -134,8 +164,12 @@ func (s *Store) ProbeStart(ctx context.Context, name string, p Policy, actor str
 // ProbeResult applies a canary probe's result. It is fenced by epoch and
 // token: a result for an earlier half-open window, arriving after the
 // breaker moved on, or from a prober whose window another has since
-// claimed, returns Result.Stale and changes nothing.
+// claimed, returns Result.Stale and changes nothing. The token is
+// required.
 func (s *Store) ProbeResult(ctx context.Context, name string, p Policy, actor string, o ProbeOutcome) (Result, error) {
+	if o.Token == "" {
+		return Result{}, fmt.Errorf("%w: a probe result needs the token its window was claimed with", ErrInvalid)
+	}
 	return s.run(ctx, probeScript, name, p, actor,
 		strconv.FormatInt(o.Epoch, 10), boolArg(o.OK), o.Error,
 		strconv.FormatInt(o.RetryAfter.Milliseconds(), 10), o.Token)
@@ -170,13 +204,25 @@ func (s *Store) Reset(ctx context.Context, name string, p Policy, actor, reason 
 }
 
 // AcquirePermit asks for the one traffic-mode probe permit of the
-// half-open window epoch. It is granted to one caller per window,
-// cluster-wide, and only while the breaker is half-open in that epoch.
-func (s *Store) AcquirePermit(ctx context.Context, name string, p Policy, agent string, epoch int64) (Result, error) {
-	return s.run(ctx, permitScript, name, p, agent, strconv.FormatInt(epoch, 10), agent)
+// half-open window (gen, epoch). It is granted to one caller per window,
+// cluster-wide, and only while the breaker is half-open in that window.
+// nonce is the caller's secret: the verdict it reports (Batch.Probe) must
+// carry it.
+func (s *Store) AcquirePermit(ctx context.Context, name string, p Policy, agent, gen string, epoch int64, nonce string) (Result, error) {
+	if nonce == "" {
+		return Result{}, fmt.Errorf("%w: a permit needs a nonce", ErrInvalid)
+	}
+	return s.run(ctx, permitScript, name, p, agent, strconv.FormatInt(epoch, 10), agent, gen, nonce)
 }
 
 func (s *Store) run(ctx context.Context, script *redis.Script, name string, p Policy, actor string, extra ...any) (Result, error) {
+	if !ValidName(name) {
+		return Result{}, ErrInvalidName
+	}
+	return s.runKeys(ctx, script, name, s.keys(name), p, actor, extra...)
+}
+
+func (s *Store) runKeys(ctx context.Context, script *redis.Script, name string, keys []string, p Policy, actor string, extra ...any) (Result, error) {
 	if !ValidName(name) {
 		return Result{}, ErrInvalidName
 	}
@@ -188,7 +234,7 @@ func (s *Store) run(ctx context.Context, script *redis.Script, name string, p Po
 	args = append(args, name, s.channel, s.eventsCap, actor)
 	args = append(args, pargs...)
 	args = append(args, extra...)
-	raw, err := script.Run(ctx, s.rdb, s.keys(name), args...).StringSlice()
+	raw, err := script.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return Result{}, wrapRedis(ctx, err)
 	}
@@ -197,8 +243,8 @@ func (s *Store) run(ctx context.Context, script *redis.Script, name string, p Po
 
 // parseReply maps a script's reply (common.lua) to a Result.
 func parseReply(name string, r []string) (Result, error) {
-	if len(r) != 15 {
-		return Result{}, fmt.Errorf("%w: script reply has %d fields, want 15", ErrUnavailable, len(r))
+	if len(r) != 18 {
+		return Result{}, fmt.Errorf("%w: script reply has %d fields, want 18", ErrUnavailable, len(r))
 	}
 	var res Result
 	res.Name = name
@@ -210,6 +256,9 @@ func parseReply(name string, r []string) (Result, error) {
 	res.Gen = r[6]
 	res.FailureCount = atoi(r[11])
 	res.LastError = r[12]
+	res.Applied = Applied(r[15])
+	res.Probe = ProbeVerdict(r[16])
+	res.LocalOpen = time.Duration(atoi(r[17])) * time.Millisecond
 	switch r[0] {
 	case codeTransition:
 		res.Transition = &Transition{

@@ -192,20 +192,38 @@ func TestStore_Report(t *testing.T) {
 			if r.RetryInMS < 19_000 || r.RetryInMS > 20_000 {
 				t.Fatalf("retry_in_ms = %d, want about 20000", r.RetryInMS)
 			}
-			// A longer Retry-After reported while open extends it.
+			// A longer Retry-After reported while open extends it, as a
+			// published transition of its own.
+			before := r.Version
 			r = report(t, s, "ra", p, statestore.Batch{Fail: 1, RetryAfter: 40 * time.Second})
 			if r.RetryInMS < 39_000 || r.RetryInMS > 40_000 {
 				t.Fatalf("extended retry_in_ms = %d, want about 40000", r.RetryInMS)
 			}
+			if r.Transition == nil || r.Transition.Event != "extend" || r.Version != before+1 || r.Transition.OldState != "open" {
+				t.Fatalf("extension: %+v %+v, want an extend transition at version %d", r.Snapshot, r.Transition, before+1)
+			}
+			// A shorter one changes nothing.
+			r = report(t, s, "ra", p, statestore.Batch{Fail: 1, RetryAfter: 10 * time.Second})
+			if r.Transition != nil || r.Version != before+1 {
+				t.Fatalf("a shorter Retry-After moved the breaker: %+v", r)
+			}
 		})
 
-		t.Run("a Retry-After is capped by max_open_timeout", func(t *testing.T) {
+		t.Run("a Retry-After is capped by max_retry_after, not max_open_timeout, and says so", func(t *testing.T) {
 			p := fastPolicy()
 			p.OpenTimeout = time.Second
-			p.MaxOpenTimeout = 5 * time.Second
-			r := report(t, s, "ra-cap", p, statestore.Batch{Fail: 1, RetryAfter: time.Hour})
+			p.MaxOpenTimeout = 8 * time.Second
+			r := report(t, s, "ra-long", p, statestore.Batch{Fail: 1, RetryAfter: 10 * time.Second})
+			if r.State != statestore.StateOpen || r.RetryInMS < 9_000 || r.Transition.Reason != "retry_after" {
+				t.Fatalf("Retry-After 10s under max_open_timeout 8s: %s retry_in_ms %d %+v, want open about 10000", r.State, r.RetryInMS, r.Transition)
+			}
+			p.MaxRetryAfter = 5 * time.Second
+			r = report(t, s, "ra-cap", p, statestore.Batch{Fail: 1, RetryAfter: time.Hour})
 			if r.State != statestore.StateOpen || r.RetryInMS > 5_000 || r.RetryInMS < 4_000 {
 				t.Fatalf("capped Retry-After: %s retry_in_ms %d, want open about 5000", r.State, r.RetryInMS)
+			}
+			if r.Transition.Reason != "retry_after_capped" {
+				t.Fatalf("reason = %q, want retry_after_capped", r.Transition.Reason)
 			}
 		})
 
@@ -233,6 +251,15 @@ func TestStore_Report(t *testing.T) {
 			}
 		})
 	})
+}
+
+func report2(t *testing.T, s *statestore.Store, name string, p statestore.Policy, agent string, b statestore.Batch) statestore.Result {
+	t.Helper()
+	r, err := s.Report(context.Background(), name, p, agent, b)
+	if err != nil {
+		t.Fatalf("Report: %v", err)
+	}
+	return r
 }
 
 func redisTime(t *testing.T, b redistest.Backend) time.Time {
@@ -311,10 +338,36 @@ func TestStore_Tick(t *testing.T) {
 			}
 		})
 
-		t.Run("a half-open window with no probe result starts a new epoch", func(t *testing.T) {
+		t.Run("a half-open window nobody probes stays as it is", func(t *testing.T) {
+			p := fastPolicy()
+			p.ProbeTimeout = 100 * time.Millisecond
+			r := halfOpen(t, s, "idle-half-open", p)
+			start := redisTime(t, b)
+			for redisTime(t, b).Sub(start) < 4*p.ProbeTimeout {
+				n, err := s.Tick(ctx, "idle-half-open", p, "c1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n.Transition != nil || n.Version != r.Version {
+					t.Fatalf("an idle half-open breaker moved: %+v %+v", n.Snapshot, n.Transition)
+				}
+			}
+			ev, err := s.Events(ctx, "idle-half-open", 100, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ev) != 2 { // trip, half_open
+				t.Fatalf("%d events journaled, want 2 (trip, half_open): %+v", len(ev), ev)
+			}
+		})
+
+		t.Run("a half-open window whose probe gave no result starts a new epoch", func(t *testing.T) {
 			p := fastPolicy()
 			p.ProbeTimeout = 200 * time.Millisecond
 			r := halfOpen(t, s, "probe-timeout", p)
+			if g, err := s.AcquirePermit(ctx, "probe-timeout", p, "a1", r.Gen, r.Epoch, "n1"); err != nil || !g.Granted {
+				t.Fatalf("permit: %+v %v", g, err)
+			}
 			testcluster.Eventually(t, 5*time.Second, "new epoch", func() bool {
 				n, err := s.Tick(ctx, "probe-timeout", p, "c1")
 				if err != nil {
@@ -343,6 +396,23 @@ func TestStore_Tick(t *testing.T) {
 	})
 }
 
+// claimed half-opens a breaker and claims its window for a canary with
+// the token tok.
+func claimed(t *testing.T, s *statestore.Store, name string, p statestore.Policy, tok string) statestore.Result {
+	t.Helper()
+	r := halfOpen(t, s, name, p)
+	return claim(t, s, name, p, r.Epoch, tok)
+}
+
+func claim(t *testing.T, s *statestore.Store, name string, p statestore.Policy, epoch int64, tok string) statestore.Result {
+	t.Helper()
+	c, err := s.ProbeStart(context.Background(), name, p, "coord-1", epoch, tok, time.Minute)
+	if err != nil || !c.Granted {
+		t.Fatalf("claim window %d: %+v %v", epoch, c, err)
+	}
+	return c
+}
+
 func TestStore_ProbeResult(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		s := newStore(t, b)
@@ -352,9 +422,9 @@ func TestStore_ProbeResult(t *testing.T) {
 			p := fastPolicy()
 			p.OpenTimeout = 100 * time.Millisecond
 			p.MaxOpenTimeout = 350 * time.Millisecond
-			r := halfOpen(t, s, "double", p)
+			r := claimed(t, s, "double", p, "tok")
 			for i, want := range []int64{200, 350, 350} {
-				f, err := s.ProbeResult(ctx, "double", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, Error: "503"})
+				f, err := s.ProbeResult(ctx, "double", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, Error: "503", Token: "tok"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -371,13 +441,53 @@ func TestStore_ProbeResult(t *testing.T) {
 					}
 					return r.State == statestore.StateHalfOpen
 				})
+				claim(t, s, "double", p, r.Epoch, "tok")
+			}
+		})
+
+		t.Run("a canary-mode breaker reopens on the canary cadence, not the open timeout", func(t *testing.T) {
+			p := fastPolicy()
+			p.HalfOpen = statestore.HalfOpenCanary
+			p.OpenTimeout = time.Hour
+			p.MaxOpenTimeout = 2 * time.Hour
+			p.CanaryInterval = 100 * time.Millisecond
+			p.CanaryMaxInterval = 300 * time.Millisecond
+			tr := tripped(t, s, "cadence", p)
+			if tr.RetryInMS > 100 {
+				t.Fatalf("open for %d ms after the trip, want the canary interval (100)", tr.RetryInMS)
+			}
+			r := claimed(t, s, "cadence", p, "tok")
+			for i, want := range []int64{200, 300, 300} {
+				f, err := s.ProbeResult(ctx, "cadence", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, Error: "hang", Token: "tok"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.RetryInMS > want || f.RetryInMS < want-50 {
+					t.Fatalf("canary %d failed: open for %d ms, want about %d", i, f.RetryInMS, want)
+				}
+				testcluster.Eventually(t, 5*time.Second, "half_open again", func() bool {
+					r, err = s.Tick(ctx, "cadence", p, "c1")
+					if err != nil {
+						t.Fatal(err)
+					}
+					return r.State == statestore.StateHalfOpen
+				})
+				claim(t, s, "cadence", p, r.Epoch, "tok")
+			}
+		})
+
+		t.Run("a probe result without a token is refused", func(t *testing.T) {
+			p := fastPolicy()
+			r := claimed(t, s, "no-token", p, "tok")
+			if _, err := s.ProbeResult(ctx, "no-token", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, OK: true}); !errors.Is(err, statestore.ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 		})
 
 		t.Run("a successful probe closes with fresh counters", func(t *testing.T) {
 			p := fastPolicy()
-			r := halfOpen(t, s, "heal", p)
-			ok, err := s.ProbeResult(ctx, "heal", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, OK: true})
+			r := claimed(t, s, "heal", p, "tok")
+			ok, err := s.ProbeResult(ctx, "heal", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, OK: true, Token: "tok"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -394,7 +504,7 @@ func TestStore_ProbeResult(t *testing.T) {
 		t.Run("a late result from an earlier epoch is fenced out", func(t *testing.T) {
 			p := fastPolicy()
 			p.ProbeTimeout = 100 * time.Millisecond
-			first := halfOpen(t, s, "fence", p)
+			first := claimed(t, s, "fence", p, "tok")
 			testcluster.Eventually(t, 5*time.Second, "a new epoch after the probe timeout", func() bool {
 				r, err := s.Tick(ctx, "fence", p, "c2")
 				if err != nil {
@@ -402,7 +512,7 @@ func TestStore_ProbeResult(t *testing.T) {
 				}
 				return r.Epoch > first.Epoch
 			})
-			late, err := s.ProbeResult(ctx, "fence", p, "c1", statestore.ProbeOutcome{Epoch: first.Epoch, OK: true})
+			late, err := s.ProbeResult(ctx, "fence", p, "c1", statestore.ProbeOutcome{Epoch: first.Epoch, OK: true, Token: "tok"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -413,11 +523,11 @@ func TestStore_ProbeResult(t *testing.T) {
 
 		t.Run("a result after the breaker closed is fenced out", func(t *testing.T) {
 			p := fastPolicy()
-			r := halfOpen(t, s, "fence-closed", p)
+			r := claimed(t, s, "fence-closed", p, "tok")
 			if _, err := s.Reset(ctx, "fence-closed", p, "ops", "manual"); err != nil {
 				t.Fatal(err)
 			}
-			late, err := s.ProbeResult(ctx, "fence-closed", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch})
+			late, err := s.ProbeResult(ctx, "fence-closed", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, Token: "tok"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,8 +539,8 @@ func TestStore_ProbeResult(t *testing.T) {
 		t.Run("a failed probe with Retry-After stays open at least that long", func(t *testing.T) {
 			p := fastPolicy()
 			p.MaxOpenTimeout = time.Minute
-			r := halfOpen(t, s, "probe-ra", p)
-			f, err := s.ProbeResult(ctx, "probe-ra", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, RetryAfter: 30 * time.Second})
+			r := claimed(t, s, "probe-ra", p, "tok")
+			f, err := s.ProbeResult(ctx, "probe-ra", p, "c1", statestore.ProbeOutcome{Epoch: r.Epoch, RetryAfter: 30 * time.Second, Token: "tok"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -447,7 +557,7 @@ func TestStore_Permit(t *testing.T) {
 		ctx := context.Background()
 		p := fastPolicy()
 
-		closed, err := s.AcquirePermit(ctx, "permit", p, "a1", 1)
+		closed, err := s.AcquirePermit(ctx, "permit", p, "a1", "", 1, "n")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -455,9 +565,13 @@ func TestStore_Permit(t *testing.T) {
 			t.Fatal("permit granted while the breaker has no state")
 		}
 		r := halfOpen(t, s, "permit", p)
-		if g, _ := s.AcquirePermit(ctx, "permit", p, "a1", r.Epoch-1); g.Granted {
+		if g, _ := s.AcquirePermit(ctx, "permit", p, "a1", r.Gen, r.Epoch-1, "n"); g.Granted {
 			t.Fatal("permit granted for an old epoch")
 		}
+		if g, _ := s.AcquirePermit(ctx, "permit", p, "a1", "another-gen", r.Epoch, "n"); g.Granted {
+			t.Fatal("permit granted for the same epoch of another incarnation")
+		}
+		holder := ""
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		granted := 0
@@ -465,7 +579,7 @@ func TestStore_Permit(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				g, err := s.AcquirePermit(ctx, "permit", p, fmt.Sprintf("a%d", i), r.Epoch)
+				g, err := s.AcquirePermit(ctx, "permit", p, fmt.Sprintf("a%d", i), r.Gen, r.Epoch, fmt.Sprintf("nonce-%d", i))
 				if err != nil {
 					t.Error(err)
 					return
@@ -473,6 +587,7 @@ func TestStore_Permit(t *testing.T) {
 				if g.Granted {
 					mu.Lock()
 					granted++
+					holder = fmt.Sprint(i)
 					mu.Unlock()
 				}
 			}()
@@ -486,22 +601,32 @@ func TestStore_Permit(t *testing.T) {
 		canary := fastPolicy()
 		canary.HalfOpen = statestore.HalfOpenCanary
 		cr := halfOpen(t, s, "permit-canary", canary)
-		if g, err := s.AcquirePermit(ctx, "permit-canary", p, "a1", cr.Epoch); err != nil || g.Granted {
+		if g, err := s.AcquirePermit(ctx, "permit-canary", p, "a1", cr.Gen, cr.Epoch, "n"); err != nil || g.Granted {
 			t.Fatalf("permit granted in canary mode: %+v %v", g, err)
 		}
 		// Its lifetime is the stored probe_timeout too, not the agent's.
 		short := fastPolicy()
 		short.ProbeTimeout = 150 * time.Millisecond
 		sr := halfOpen(t, s, "permit-ttl", short)
-		if g, _ := s.AcquirePermit(ctx, "permit-ttl", p, "a1", sr.Epoch); !g.Granted {
+		if g, _ := s.AcquirePermit(ctx, "permit-ttl", p, "a1", sr.Gen, sr.Epoch, "n"); !g.Granted {
 			t.Fatal("first permit refused")
 		}
 		pttl, err := b.Client.PTTL(ctx, "t:{permit-ttl}:permit").Result()
 		if err != nil || pttl > short.ProbeTimeout || pttl <= 0 {
 			t.Fatalf("permit lives %s, want at most the stored %s (the agent believed %s)", pttl, short.ProbeTimeout, p.ProbeTimeout)
 		}
-		// The permit holder's outcome, reported with its epoch, decides.
-		res := report(t, s, "permit", p, statestore.Batch{Fail: 3, Probe: &statestore.ProbeOutcome{Epoch: r.Epoch, OK: true}})
+		// The permit holder's outcome, reported with its window and nonce,
+		// decides; nobody else's does.
+		verdict := &statestore.ProbeOutcome{Gen: r.Gen, Epoch: r.Epoch, OK: true, Nonce: "nonce-" + holder}
+		forged, err := s.Report(ctx, "permit", p, "forger", statestore.Batch{Probe: verdict})
+		if err != nil || forged.Probe != statestore.ProbeRefused || forged.State != statestore.StateHalfOpen {
+			t.Fatalf("a verdict from another agent: %+v %v, want refused and still half-open", forged, err)
+		}
+		guessed, err := s.Report(ctx, "permit", p, "a"+holder, statestore.Batch{Probe: &statestore.ProbeOutcome{Gen: r.Gen, Epoch: r.Epoch, OK: true, Nonce: "guess"}})
+		if err != nil || guessed.Probe != statestore.ProbeRefused || guessed.State != statestore.StateHalfOpen {
+			t.Fatalf("a verdict with the wrong nonce: %+v %v, want refused", guessed, err)
+		}
+		res := report2(t, s, "permit", p, "a"+holder, statestore.Batch{Fail: 3, Probe: verdict})
 		if res.State != statestore.StateClosed || res.Transition == nil || res.Transition.Event != "probe_succeeded" {
 			t.Fatalf("traffic probe success: %+v %+v", res.Snapshot, res.Transition)
 		}

@@ -16,11 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mattn/go-isatty"
-	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fusebox-io/fusebox/agentlib"
+	"github.com/fusebox-io/fusebox/cmd/internal/defaults"
+	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/sidecar"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -35,8 +35,9 @@ func main() {
 }
 
 type options struct {
-	listen, config, coordinator, redisURL, token, id, prefix, logFormat string
-	resync, drain                                                       time.Duration
+	listen, config, coordinator, redisURL, token, id, prefix string
+	resync, drain                                            time.Duration
+	log                                                      logging.Config
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -51,12 +52,12 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	}
 	fs.StringVar(&o.listen, "listen", env("FUSEBOX_AGENT_LISTEN", "127.0.0.1:8787"), "listen address (env FUSEBOX_AGENT_LISTEN)")
 	fs.StringVar(&o.config, "config", env("FUSEBOX_AGENT_CONFIG", ""), "routes and providers YAML (env FUSEBOX_AGENT_CONFIG); required")
-	fs.StringVar(&o.coordinator, "coordinator-url", env("FUSEBOX_COORDINATOR_URL", "http://127.0.0.1:8080"), "coordinator base URL, comma-separated for several (env FUSEBOX_COORDINATOR_URL)")
-	fs.StringVar(&o.redisURL, "redis-url", env("FUSEBOX_REDIS_URL", "redis://127.0.0.1:6380"), "the coordinators' Redis (env FUSEBOX_REDIS_URL)")
+	fs.StringVar(&o.coordinator, "coordinator-url", env("FUSEBOX_COORDINATOR_URL", defaults.CoordinatorURL), "coordinator base URL, comma-separated for several (env FUSEBOX_COORDINATOR_URL)")
+	fs.StringVar(&o.redisURL, "redis-url", env("FUSEBOX_REDIS_URL", defaults.RedisURL), "the coordinators' Redis (env FUSEBOX_REDIS_URL)")
 	fs.StringVar(&o.token, "token", env("FUSEBOX_AGENT_TOKEN", ""), "API token with the agent role (env FUSEBOX_AGENT_TOKEN)")
 	fs.StringVar(&o.id, "id", env("FUSEBOX_AGENT_ID", ""), "agent id (env FUSEBOX_AGENT_ID; default <host>-<pid>)")
-	fs.StringVar(&o.prefix, "prefix", env("FUSEBOX_PREFIX", "fusebox"), "Redis key prefix, as the coordinators' (env FUSEBOX_PREFIX)")
-	fs.StringVar(&o.logFormat, "log-format", env("FUSEBOX_LOG_FORMAT", "json"), "json or console (env FUSEBOX_LOG_FORMAT)")
+	fs.StringVar(&o.prefix, "prefix", env("FUSEBOX_PREFIX", defaults.Prefix), "Redis key prefix, as the coordinators' (env FUSEBOX_PREFIX)")
+	logCfg := logging.Flags(fs, getenv, "json")
 	for _, d := range []struct {
 		dst  *time.Duration
 		flag string
@@ -85,8 +86,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	if o.config == "" {
 		return o, errors.New("--config (or FUSEBOX_AGENT_CONFIG) is required: the routes and providers file")
 	}
-	if o.logFormat != "json" && o.logFormat != "console" {
-		return o, fmt.Errorf("--log-format: want json or console, got %q", o.logFormat)
+	o.log = *logCfg
+	if err := o.log.Validate(); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -99,12 +101,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	var out io.Writer = stderr
-	if o.logFormat == "console" {
-		f, isFile := stderr.(*os.File)
-		out = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !(isFile && isatty.IsTerminal(f.Fd()))}
+	// agentlib adds component=agent to the logger it is given: it gets
+	// the one without a component, the sidecar's lines say sidecar.
+	base, err := logging.New(stderr, o.log)
+	if err != nil {
+		return err
 	}
-	log := zerolog.New(out).With().Timestamp().Str("component", "sidecar").Logger()
+	logging.RouteRedis(base)
+	log := base.With().Str("component", "sidecar").Logger()
 
 	cfg, err := sidecar.LoadConfig(o.config, getenv)
 	if err != nil {
@@ -117,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer rdb.Close()
 	agent, err := agentlib.New(agentlib.Config{
 		CoordinatorURL: o.coordinator, Redis: rdb, Prefix: o.prefix, AgentID: o.id, Token: o.token,
-		ResyncInterval: o.resync, Logger: &log,
+		ResyncInterval: o.resync, Logger: &base,
 	})
 	if err != nil {
 		return err
@@ -132,9 +136,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	log.Info().Str("listen", "http://"+ln.Addr().String()).Str("coordinator", o.coordinator).Int("routes", len(cfg.Routes)).
-		Int("providers", len(cfg.Providers)).Msg("sidecar starting")
+	log.Info().Str("listen", "http://"+ln.Addr().String()).Str("coordinators", logging.RedactURLs(o.coordinator)).
+		Str("redis", logging.RedactURL(o.redisURL)).Str("config", o.config).Str("prefix", o.prefix).Str("id", agent.ID()).
+		Int("routes", len(cfg.Routes)).Int("providers", len(cfg.Providers)).Msg("sidecar starting")
+	log.Debug().Dur("resync", o.resync).Dur("drain", o.drain).Bool("token", o.token != "").
+		Strs("providers", providerNames(cfg)).Msg("effective configuration")
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		checkLinks(gctx, log, rdb, o)
+		return nil
+	})
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -42,6 +42,22 @@ func (l *logSink) String() string {
 // provider; it returns the sidecar's URL.
 func start(t *testing.T, ctx context.Context, fp *fakeprovider.Server) (string, *logSink, chan error) {
 	t.Helper()
+	s := startWith(t, ctx, fp, nil, nil)
+	return s.url, s.sink, s.done
+}
+
+// sidecarRun is one run() of the sidecar.
+type sidecarRun struct {
+	url     string
+	sink    *logSink
+	done    chan error
+	scanned chan struct{} // closed when every line is in sink
+	cluster *testcluster.Cluster
+}
+
+// startWith is start with env entries replaced by env and extra args.
+func startWith(t *testing.T, ctx context.Context, fp *fakeprovider.Server, override map[string]string, args []string) sidecarRun {
+	t.Helper()
 	fsrv := httptest.NewServer(fp)
 	t.Cleanup(func() { fp.Close(); fsrv.Close() })
 	c := testcluster.Start(t, testcluster.Options{})
@@ -67,15 +83,20 @@ routes:
 		"FUSEBOX_AGENT_CONFIG": cfg, "FUSEBOX_AGENT_LISTEN": "127.0.0.1:0", "FUSEBOX_COORDINATOR_URL": c.URLs(),
 		"FUSEBOX_REDIS_URL": c.Redis.URL(), "FUSEBOX_AGENT_TOKEN": testcluster.AgentToken, "OPENAI_API_KEY": openAIKey,
 	}
+	for k, v := range override {
+		env[k] = v
+	}
 	pr, pw := io.Pipe()
 	sink := &logSink{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, func(k string) string { return env[k] }, pw)
+		done <- run(ctx, args, func(k string) string { return env[k] }, pw)
 		pw.Close()
 	}()
 	urls := make(chan string, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			_, _ = sink.Write([]byte(sc.Text() + "\n"))
@@ -87,13 +108,13 @@ routes:
 	}()
 	select {
 	case u := <-urls:
-		return u, sink, done
+		return sidecarRun{url: u, sink: sink, done: done, scanned: scanned, cluster: c}
 	case err := <-done:
 		t.Fatalf("the sidecar stopped: %v\n%s", err, sink.String())
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the sidecar did not start:\n%s", sink.String())
 	}
-	return "", nil, nil
+	return sidecarRun{}
 }
 
 func post(url, body string) (int, string, error) {

@@ -11,20 +11,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/mattn/go-isatty"
-	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fusebox-io/fusebox/api"
 	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/coordinator"
+	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/probe"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -46,7 +44,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log := newLogger(opts, stderr)
+	base, err := logging.New(stderr, opts.log)
+	if err != nil {
+		return err
+	}
+	logging.RouteRedis(base)
+	log := base.With().Str("component", "coordinator").Logger()
 
 	cfg := config.Default()
 	if opts.configPath != "" {
@@ -117,20 +120,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	srv.RegisterOnShutdown(apiSrv.CloseStreams)
 	apiURL := "http://" + ln.Addr().String()
-	log.Info().Str("id", coord.ID()).Str("api", apiURL).Str("redis", redactURL(redisURL)).
-		Bool("dev", opts.dev).Int("breakers_configured", len(cfg.Names())).Msg("coordinator starting")
+	log.Info().Str("id", coord.ID()).Str("api", apiURL).Str("redis", logging.RedactURL(redisURL)).
+		Str("config", orNone(opts.configPath)).Str("prefix", opts.prefix).Bool("dev", opts.dev).
+		Int("breakers_configured", len(cfg.Names())).Int("tokens", len(tokens)).Msg("coordinator starting")
+	log.Debug().Dur("tick", opts.tick).Dur("probe_lock_margin", opts.lockMargin).Strs("breakers", cfg.Names()).
+		Strs("tokens", tokenNames(tokens)).Int("canaries", len(canaries)).Msg("effective configuration")
 	if opts.dev {
-		fmt.Fprintf(stderr, "\nfusebox dev mode\n  API:   %s   (dashboard at /)\n  Redis: %s   (FUSEBOX_REDIS_URL for agents)\n", apiURL, redisURL)
-		for _, t := range devTokens {
-			fmt.Fprintf(stderr, "  %-5s token: %s\n", t.Role, t.Secret)
-		}
-		fmt.Fprintln(stderr)
-	}
-	if err := coord.Ready(ctx); err != nil {
-		log.Warn().Err(err).Msg("redis not reachable yet; /readyz answers 503 until it is")
+		printDev(stderr, devBanner{api: apiURL, redis: redisURL, prefix: opts.prefix, generated: devTokens})
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// In the background: a Redis that does not answer must not hold
+		// up the API, whose /readyz says the same thing.
+		rctx, cancel := context.WithTimeout(gctx, time.Second)
+		defer cancel()
+		if err := coord.Ready(rctx); err != nil && gctx.Err() == nil {
+			log.Warn().Err(err).Str("dependency", "redis").Str("redis", logging.RedactURL(redisURL)).
+				Msg("redis not reachable yet; /readyz answers 503 until it is")
+		}
+		return nil
+	})
 	g.Go(func() error { return coord.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -149,21 +159,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return err
 }
 
-func newLogger(o options, w io.Writer) zerolog.Logger {
-	var out io.Writer = w
-	if o.logFormat == "console" {
-		f, isFile := w.(*os.File)
-		color := isFile && isatty.IsTerminal(f.Fd())
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !color}
+func orNone(s string) string {
+	if s == "" {
+		return "none"
 	}
-	return zerolog.New(out).Level(o.logLevel).With().Timestamp().Str("component", "coordinator").Logger()
+	return s
 }
 
-// redactURL hides the password in a Redis URL before it is logged.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
+// tokenNames lists name:role of each token, never a secret.
+func tokenNames(ts []config.Token) []string {
+	out := make([]string, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.Name+":"+string(t.Role))
 	}
-	return u.Redacted()
+	return out
 }

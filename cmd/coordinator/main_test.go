@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestRun_DevModeServesAndShutsDown(t *testing.T) {
@@ -23,13 +25,18 @@ func TestRun_DevModeServesAndShutsDown(t *testing.T) {
 	apiRe := regexp.MustCompile(`API:\s+(http://\S+)`)
 	redisRe := regexp.MustCompile(`Redis:\s+(redis://\S+)`)
 	agentRe := regexp.MustCompile(`agent token:\s+(\S+)`)
+	sidecarRe := regexp.MustCompile(`^\s+FUSEBOX_REDIS_URL=(\S+) FUSEBOX_COORDINATOR_URL=(\S+) FUSEBOX_AGENT_TOKEN=(\S+) go run ./cmd/agent --config examples/sidecar.yaml$`)
 	var apiURL, redisURL, agentToken string
+	var sidecarLine []string
 	sc := bufio.NewScanner(pr)
 	go func() {
 		<-time.After(10 * time.Second)
 		pw.CloseWithError(io.ErrUnexpectedEOF)
 	}()
-	for sc.Scan() && (apiURL == "" || redisURL == "" || agentToken == "") {
+	for sc.Scan() && (apiURL == "" || redisURL == "" || agentToken == "" || sidecarLine == nil) {
+		if m := sidecarRe.FindStringSubmatch(sc.Text()); m != nil {
+			sidecarLine = m[1:]
+		}
 		if m := agentRe.FindStringSubmatch(sc.Text()); m != nil {
 			agentToken = m[1]
 		}
@@ -43,6 +50,20 @@ func TestRun_DevModeServesAndShutsDown(t *testing.T) {
 	go io.Copy(io.Discard, pr)
 	if apiURL == "" || redisURL == "" || agentToken == "" {
 		t.Fatalf("dev mode did not print its addresses and tokens (api %q, redis %q, agent token %q)", apiURL, redisURL, agentToken)
+	}
+	// The line to paste for a sidecar carries exactly what was printed
+	// above, and its Redis answers.
+	if sidecarLine == nil || sidecarLine[0] != redisURL || sidecarLine[1] != apiURL || sidecarLine[2] != agentToken {
+		t.Fatalf("the sidecar line %q does not match redis %q, api %q, agent token %q", sidecarLine, redisURL, apiURL, agentToken)
+	}
+	ro, err := redis.ParseURL(sidecarLine[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(ro)
+	defer rdb.Close()
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("the printed FUSEBOX_REDIS_URL: %v", err)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(apiURL + path)

@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rs/zerolog"
+	"github.com/fusebox-io/fusebox/cmd/internal/defaults"
+	"github.com/fusebox-io/fusebox/internal/logging"
 )
 
 var errHelp = errors.New("help requested")
@@ -23,8 +24,7 @@ type options struct {
 	lockMargin   time.Duration
 	dev          bool
 	devRedisAddr string
-	logFormat    string
-	logLevel     zerolog.Level
+	log          logging.Config
 }
 
 // parseOptions reads flags, each defaulting to its FUSEBOX_* variable.
@@ -39,15 +39,14 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		}
 		return def
 	}
-	fs.StringVar(&o.redisURL, "redis-url", env("FUSEBOX_REDIS_URL", "redis://127.0.0.1:6379"),
+	fs.StringVar(&o.redisURL, "redis-url", env("FUSEBOX_REDIS_URL", defaults.RedisURL),
 		"Redis URL: redis://, rediss:// (TLS), redis+sentinel://…?master_name=, redis+cluster:// (env FUSEBOX_REDIS_URL)")
-	fs.StringVar(&o.listen, "listen", env("FUSEBOX_LISTEN", "127.0.0.1:8080"), "HTTP listen address (env FUSEBOX_LISTEN)")
+	fs.StringVar(&o.listen, "listen", env("FUSEBOX_LISTEN", defaults.CoordinatorListen), "HTTP listen address (env FUSEBOX_LISTEN)")
 	fs.StringVar(&o.configPath, "config", env("FUSEBOX_CONFIG", ""), "YAML config file with breaker policies (env FUSEBOX_CONFIG)")
 	fs.StringVar(&o.id, "id", env("FUSEBOX_ID", ""), "this coordinator's name in the journal (env FUSEBOX_ID; default coordinator-<host>-<pid>)")
-	fs.StringVar(&o.prefix, "prefix", env("FUSEBOX_PREFIX", "fusebox"), "prefix of every Redis key (env FUSEBOX_PREFIX)")
-	fs.StringVar(&o.devRedisAddr, "dev-redis-addr", env("FUSEBOX_DEV_REDIS_ADDR", "127.0.0.1:6380"), "with --dev: where the embedded Redis listens (env FUSEBOX_DEV_REDIS_ADDR)")
-	fs.StringVar(&o.logFormat, "log-format", env("FUSEBOX_LOG_FORMAT", ""), "json or console (env FUSEBOX_LOG_FORMAT; default json, console with --dev)")
-	logLevel := fs.String("log-level", env("FUSEBOX_LOG_LEVEL", "info"), "debug, info, warn or error (env FUSEBOX_LOG_LEVEL)")
+	fs.StringVar(&o.prefix, "prefix", env("FUSEBOX_PREFIX", defaults.Prefix), "prefix of every Redis key (env FUSEBOX_PREFIX)")
+	fs.StringVar(&o.devRedisAddr, "dev-redis-addr", env("FUSEBOX_DEV_REDIS_ADDR", defaults.DevRedisAddr), "with --dev: where the embedded Redis listens (env FUSEBOX_DEV_REDIS_ADDR)")
+	logCfg := logging.Flags(fs, getenv, "json, console with --dev")
 
 	devDefault, err := envBool(getenv, "FUSEBOX_DEV")
 	if err != nil {
@@ -80,17 +79,15 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if o.lockMargin < time.Millisecond {
 		return o, fmt.Errorf("--probe-lock-margin: must be at least 1ms, got %s", o.lockMargin)
 	}
-	if o.logFormat == "" {
-		o.logFormat = "json"
+	o.log = *logCfg
+	if o.log.Format == "" {
+		o.log.Format = logging.FormatJSON
 		if o.dev {
-			o.logFormat = "console"
+			o.log.Format = logging.FormatConsole
 		}
 	}
-	if o.logFormat != "json" && o.logFormat != "console" {
-		return o, fmt.Errorf("--log-format: want json or console, got %q", o.logFormat)
-	}
-	if o.logLevel, err = zerolog.ParseLevel(*logLevel); err != nil || *logLevel == "" {
-		return o, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", *logLevel)
+	if err := o.log.Validate(); err != nil {
+		return o, err
 	}
 	return o, nil
 }

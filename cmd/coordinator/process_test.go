@@ -140,7 +140,7 @@ func TestCanary_StalledProberIsFencedOut(t *testing.T) {
 		provider.Close()
 	})
 	cfgPath := filepath.Join(t.TempDir(), "fusebox.yaml")
-	cfg := fmt.Sprintf("breakers:\n  openai:\n    open_timeout: 100ms\n    max_open_timeout: 400ms\n    probe_timeout: 20s\n"+
+	cfg := fmt.Sprintf("breakers:\n  openai:\n    canary_interval: 100ms\n    canary_max_interval: 400ms\n    probe_timeout: 20s\n"+
 		"    canary:\n      kind: openai\n      url: %s/v1\n      model: canary-model\n      timeout: 2s\n", provider.URL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/fakeprovider"
+	"github.com/fusebox-io/fusebox/internal/logging"
 )
 
 func main() {
@@ -37,19 +38,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		def = "127.0.0.1:9090"
 	}
 	listen := fs.String("listen", def, "listen address (env FAKEPROVIDER_LISTEN)")
+	logCfg := logging.Flags(fs, getenv, "json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	base, err := logging.New(stderr, *logCfg)
 	if err != nil {
 		return err
 	}
+	log := base.With().Str("component", "fakeprovider").Logger()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
 	fp := fakeprovider.New()
-	srv := &http.Server{Handler: fp, ReadHeaderTimeout: 5 * time.Second}
-	fmt.Fprintf(stderr, "fakeprovider listening on http://%s (openai: /openai/v1, anthropic: /anthropic, ollama: /ollama, control: /_control)\n", ln.Addr())
+	srv := &http.Server{Handler: logRequests(log, fp), ReadHeaderTimeout: 5 * time.Second}
+	url := "http://" + ln.Addr().String()
+	log.Info().Str("listen", url).Str("openai", url+"/openai/v1").Str("anthropic", url+"/anthropic").
+		Str("ollama", url+"/ollama").Str("control", url+"/_control").Msg("fakeprovider starting")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -60,5 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fp.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err = srv.Shutdown(sctx)
+	log.Info().Msg("fakeprovider stopped")
+	return err
 }

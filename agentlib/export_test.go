@@ -1,0 +1,22 @@
+package agentlib
+
+import (
+	"errors"
+
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// ApplyPolicyForTest gives the mirror a policy, as a resync would.
+func (b *Breaker) ApplyPolicyForTest(p statestore.Policy) { b.apply(b.State(), &p, false) }
+
+// HangAfterForTest is the mirrored policy's hang_after in ticks.
+func (b *Breaker) HangAfterForTest() int64 { return b.view.Load().hangTicks }
+
+// FailLinkForTest records one failure of a link.
+func (a *Agent) FailLinkForTest(redis bool) {
+	if redis {
+		a.setRedis(false, errors.New("test"))
+		return
+	}
+	a.setCoordinator(false, false, errors.New("test"))
+}

@@ -1,0 +1,381 @@
+package agentlib
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fusebox-io/fusebox/report"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// tally counts the outcomes of the calls allowed under one cluster state
+// (gen, version) until the flusher takes them: the report names that
+// state, and the cluster counts them only against it. A new state gets a
+// new tally; calls still running under the old one finish into the old
+// one, which nobody reports any more.
+//
+// With in-flight tracking on (the policy has hang_after or slow_call), a
+// tally also keeps a ring of slots, one per coarse tick of the agent's
+// clock (Config.HangResolution): each slot counts the calls that began in
+// its tick and are still running, so the agent knows how many calls have
+// waited longer than hang_after, and how long the oldest has, with no
+// per-call record and no allocation.
+type tally struct {
+	b       *Breaker
+	gen     string
+	version int64
+
+	ok, fail, trailing, slow atomic.Int64
+	hung                     atomic.Int64 // calls that crossed hang_after, not yet reported
+	lastOK                   atomic.Int64 // tick of the last success
+	retryAfterMS             atomic.Int64 // the largest seen
+	lastErr                  atomic.Pointer[string]
+	dirty                    atomic.Bool
+
+	// doneFn records an untracked call's outcome (no ring).
+	doneFn func(Outcome)
+
+	ring atomic.Pointer[ring] // nil until tracking is on
+}
+
+func newTally(b *Breaker, s statestore.Snapshot) *tally {
+	t := &tally{b: b, gen: s.Gen, version: s.Version}
+	t.doneFn = func(o Outcome) { t.record(o, nil) }
+	return t
+}
+
+// sameState reports whether s is the state the tally counts for. Before
+// any transition (version 0) there is one closed state, whichever
+// incarnation wrote it first: the cluster counts it the same way.
+func (t *tally) sameState(s statestore.Snapshot) bool {
+	return t.version == s.Version && (s.Version == 0 || t.gen == s.Gen)
+}
+
+// ringSize slots cover ringSize ticks; calls running longer stay counted
+// in their slot, which the ring then hands to its overflow list.
+const ringSize = 64
+
+// Each slot's state packs three things into one word, so a crossing and
+// a call's end never race: the calls not yet done (pending), the calls
+// still waiting for a first byte (waiting), and whether the slot's
+// waiting calls were counted as hung.
+const (
+	pendingOne = int64(1)
+	waitingOne = int64(1) << 31
+	countMask  = waitingOne - 1
+	crossedBit = int64(1) << 62
+	beginDelta = pendingOne + waitingOne
+)
+
+type ring struct {
+	t     *tally
+	slots [ringSize]atomic.Pointer[slot]
+
+	mu       sync.Mutex
+	overflow []*slot // guarded by mu; slots replaced while calls in them still run
+	crossed  int64   // guarded by mu; slots up to this tick were checked for hangs
+}
+
+// slot holds the calls that began in one tick.
+type slot struct {
+	r     *ring
+	tick  atomic.Int64
+	state atomic.Int64
+	done  func(Outcome) // Allow's done for calls of this slot
+}
+
+// newRing makes a ring whose slots are ready for the ticks up to now+1.
+func newRing(t *tally, now int64) *ring {
+	r := &ring{t: t, crossed: now}
+	next := now + 1
+	for i := range int64(ringSize) {
+		// The latest tick <= next that lands on slot i.
+		r.slots[i].Store(r.newSlot(next - ((next-i)%ringSize+ringSize)%ringSize))
+	}
+	return r
+}
+
+func (r *ring) newSlot(tick int64) *slot {
+	s := &slot{r: r}
+	s.tick.Store(tick)
+	s.done = func(o Outcome) { s.finish(o, false, false) }
+	return s
+}
+
+// enableTracking gives the tally a ring, once.
+func (t *tally) enableTracking(now int64) *ring {
+	if r := t.ring.Load(); r != nil {
+		return r
+	}
+	t.ring.CompareAndSwap(nil, newRing(t, now))
+	return t.ring.Load()
+}
+
+// begin counts a call allowed at tick now and returns its slot; nil when
+// tracking is off, or in the rare case that the agent's clock loop has
+// not prepared the tick's slot and it is still busy with calls from a
+// lap ago (that call is then counted, but not tracked in flight).
+func (t *tally) begin(now int64) *slot {
+	r := t.ring.Load()
+	if r == nil {
+		return nil
+	}
+	s := r.slots[now%ringSize].Load()
+	if s.tick.Load() != now && !s.reuse(now) {
+		return nil
+	}
+	s.state.Add(beginDelta)
+	return s
+}
+
+// reuse makes an idle slot of an earlier lap the slot of tick next: it
+// clears the slot's state, then its tick. It reports false when calls
+// still run in it.
+func (s *slot) reuse(next int64) bool {
+	for {
+		old := s.tick.Load()
+		if old == next {
+			return true
+		}
+		if old > next {
+			return false
+		}
+		st := s.state.Load()
+		if st&countMask != 0 {
+			return false
+		}
+		if s.state.CompareAndSwap(st, 0) && s.tick.CompareAndSwap(old, next) {
+			return true
+		}
+	}
+}
+
+// advance prepares the slot of tick next, so Allow finds it ready: an
+// idle slot is reused in place; one whose calls still run moves to the
+// overflow list and a new slot takes its place. Only the agent's clock
+// loop calls it.
+func (r *ring) advance(next int64) {
+	i := next % ringSize
+	s := r.slots[i].Load()
+	if s.reuse(next) {
+		return
+	}
+	if s.tick.Load() > next {
+		return
+	}
+	r.mu.Lock()
+	r.overflow = append(r.overflow, s)
+	r.mu.Unlock()
+	r.slots[i].Store(r.newSlot(next))
+}
+
+// cross counts the calls that have surely waited hangTicks or more (a
+// tick's calls began anywhere in it: never early, at most two ticks
+// late), each once, into the tally's hung count, and returns how many it
+// added.
+func (r *ring) cross(now, hangTicks int64) int64 {
+	if hangTicks <= 0 {
+		return 0
+	}
+	limit := now - hangTicks - 1
+	var added int64
+	take := func(s *slot) {
+		if s.tick.Load() > limit {
+			return
+		}
+		for {
+			st := s.state.Load()
+			if st&crossedBit != 0 {
+				return
+			}
+			if s.state.CompareAndSwap(st, st|crossedBit) {
+				added += (st >> 31) & countMask
+				return
+			}
+		}
+	}
+	r.mu.Lock()
+	from := max(r.crossed+1, limit-ringSize+1)
+	for tick := from; tick <= limit; tick++ {
+		take(r.slots[tick%ringSize].Load())
+	}
+	r.crossed = max(r.crossed, limit)
+	for _, s := range r.overflow {
+		take(s)
+	}
+	r.mu.Unlock()
+	if added > 0 {
+		r.t.hung.Add(added)
+		r.t.dirty.Store(true)
+	}
+	return added
+}
+
+// waiting returns how many calls have waited hangTicks or more for a first
+// byte now, and the oldest one's age in ticks; it also forgets overflow
+// slots whose calls all ended.
+func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
+	look := func(s *slot) {
+		w := (s.state.Load() >> 31) & countMask
+		if age := now - s.tick.Load(); w > 0 && age-1 >= hangTicks {
+			n += w
+			oldest = max(oldest, age)
+		}
+	}
+	for i := range r.slots {
+		look(r.slots[i].Load())
+	}
+	r.mu.Lock()
+	kept := r.overflow[:0]
+	for _, s := range r.overflow {
+		look(s)
+		if s.state.Load()&countMask != 0 {
+			kept = append(kept, s)
+		}
+	}
+	clear(r.overflow[len(kept):])
+	r.overflow = kept
+	r.mu.Unlock()
+	return n, oldest
+}
+
+// respond marks one call of the slot as no longer waiting for a first
+// byte; it reports whether the call had been counted as hung.
+func (s *slot) respond() (hung bool) {
+	return s.state.Add(-waitingOne)&crossedBit != 0
+}
+
+// finish ends one call of the slot. responded says whether it already
+// left the waiting count (Call.Responding), and hung whether it had been
+// counted as hung by then.
+func (s *slot) finish(o Outcome, responded, hung bool) {
+	d := -pendingOne
+	if !responded {
+		d -= waitingOne
+	}
+	st := s.state.Add(d)
+	if !responded {
+		hung = st&crossedBit != 0
+	}
+	if hung {
+		// Counted as hung while it waited: not counted again.
+		s.r.t.recordHungEnd(o)
+		return
+	}
+	s.r.t.record(o, s)
+}
+
+// record counts one outcome for the next report. s, when not nil, is the
+// slot the call began in (for slow-call detection).
+func (t *tally) record(o Outcome, s *slot) {
+	switch o.kind {
+	case kindSuccess:
+		t.ok.Add(1)
+		if t.trailing.Load() != 0 {
+			t.trailing.Store(0)
+		}
+		if now := t.b.a.tick.Load(); t.lastOK.Load() != now {
+			t.lastOK.Store(now)
+		}
+	case kindFailure:
+		t.fail.Add(1)
+		t.trailing.Add(1)
+		t.noteFailure(o)
+	default:
+		return
+	}
+	if s != nil {
+		if slow := t.b.view.Load().slowTicks; slow > 0 && t.b.a.tick.Load()-s.tick.Load()-1 >= slow {
+			t.slow.Add(1)
+		}
+	}
+	if !t.dirty.Load() {
+		t.dirty.Store(true)
+	}
+	if o.kind == kindFailure {
+		t.b.a.kickUrgent()
+	}
+}
+
+// recordHungEnd is the end of a call already counted as hung: only what
+// it says about the provider's wishes (Retry-After, the error) is kept.
+func (t *tally) recordHungEnd(o Outcome) {
+	if o.kind == kindFailure {
+		t.noteFailure(o)
+	}
+}
+
+func (t *tally) noteFailure(o Outcome) {
+	if o.err != nil {
+		msg := clipError(o.err.Error())
+		t.lastErr.Store(&msg)
+	}
+	if ms := o.retryAfter.Milliseconds(); ms > 0 {
+		for {
+			cur := t.retryAfterMS.Load()
+			if ms <= cur || t.retryAfterMS.CompareAndSwap(cur, ms) {
+				break
+			}
+		}
+		t.dirty.Store(true)
+	}
+}
+
+// take empties the tally into a report entry; ok is false when there is
+// nothing to send.
+func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration) (report.Breaker, bool) {
+	if !t.dirty.Load() {
+		return report.Breaker{}, false
+	}
+	t.dirty.Store(false)
+	version := t.version
+	r := report.Breaker{
+		Name:         name,
+		Gen:          t.gen,
+		Version:      &version,
+		OK:           t.ok.Swap(0),
+		Fail:         t.fail.Swap(0),
+		TrailingFail: t.trailing.Swap(0),
+		Slow:         t.slow.Swap(0),
+		RetryAfterMS: min(t.retryAfterMS.Swap(0), report.MaxRetryAfter.Milliseconds()),
+	}
+	// Counters are read one by one while calls go on: keep the entry
+	// self-consistent; a count that slipped past lands in the next one.
+	r.TrailingFail = min(r.TrailingFail, r.Fail)
+	r.Slow = min(r.Slow, r.OK+r.Fail)
+	if r.OK > 0 {
+		if last := t.lastOK.Load(); last > 0 {
+			r.LastOKAgeMS = max(now-last, 0) * tick.Milliseconds()
+		}
+	}
+	if h := t.hung.Swap(0); h > 0 {
+		r.Hung = &report.Hung{N: h}
+		if rg := t.ring.Load(); rg != nil {
+			w, oldest := rg.waiting(now, hangTicks)
+			r.Hung.Waiting, r.Hung.OldestMS = w, oldest*tick.Milliseconds()
+		}
+	}
+	if r.Fail > 0 || r.RetryAfterMS > 0 {
+		if e := t.lastErr.Swap(nil); e != nil {
+			r.LastError = *e
+		}
+	}
+	if r.OK == 0 && r.Fail == 0 && r.Hung == nil && r.RetryAfterMS == 0 {
+		return report.Breaker{}, false
+	}
+	return r, true
+}
+
+// clipError keeps an error message within what a report accepts.
+func clipError(s string) string {
+	if len(s) <= report.MaxLastError {
+		return s
+	}
+	s = s[:report.MaxLastError]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
