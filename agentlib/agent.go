@@ -311,3 +311,8 @@ func (a *Agent) kickResync() {
 	default:
 	}
 }
+
+// HangGrace is how long past hang_after a call must stay in flight to be
+// surely counted as hung: two ticks of the agent's clock, and a half for
+// the clock loop to run.
+func (a *Agent) HangGrace() time.Duration { return 5 * a.cfg.HangResolution / 2 }

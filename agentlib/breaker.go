@@ -327,3 +327,19 @@ func (b *Breaker) setLocalOpen(d time.Duration) {
 		Msg("open on this agent only: the failures are this agent's alone (quorum not met)")
 	b.refresh()
 }
+
+// Policy is the cluster's policy for this breaker as mirrored; ok is
+// false until the agent has read it.
+func (b *Breaker) Policy() (p statestore.Policy, ok bool) {
+	if v := b.view.Load(); v.policy != nil {
+		return *v.policy, true
+	}
+	return b.a.policy, false
+}
+
+// HangAfter is the mirrored policy's hang_after: how long a call may
+// wait for its first byte before the cluster counts it as hung (0: off).
+func (b *Breaker) HangAfter() time.Duration {
+	p, _ := b.Policy()
+	return p.HangAfter
+}

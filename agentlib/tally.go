@@ -88,7 +88,7 @@ type slot struct {
 
 // newRing makes a ring whose slots are ready for the ticks up to now+1.
 func newRing(t *tally, now int64) *ring {
-	r := &ring{t: t, crossed: now}
+	r := &ring{t: t, crossed: now - 1} // calls may begin in tick now
 	next := now + 1
 	for i := range int64(ringSize) {
 		// The latest tick <= next that lands on slot i.

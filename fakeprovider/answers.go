@@ -79,11 +79,14 @@ func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request, body []byte,
 			sent++
 			return false
 		}
-		if f.Kind == FaultStreamError {
+		switch f.Kind {
+		case FaultStreamError:
 			sse(w, "", map[string]any{"error": map[string]any{"message": "The server had an error while processing your request.", "type": "server_error", "param": nil, "code": nil}})
-			return true
+		case FaultStall:
+			s.stall(w, r)
+		default:
+			cutConn(w)
 		}
-		cutConn(w)
 		return true
 	}
 	if fault() {
@@ -145,11 +148,14 @@ func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body 
 			sent++
 			return false
 		}
-		if f.Kind == FaultStreamError {
+		switch f.Kind {
+		case FaultStreamError:
 			sse(w, "error", map[string]any{"type": "error", "error": map[string]string{"type": "overloaded_error", "message": "Overloaded"}})
-			return true
+		case FaultStall:
+			s.stall(w, r)
+		default:
+			cutConn(w)
 		}
-		cutConn(w)
 		return true
 	}
 	if fault() {
@@ -190,8 +196,12 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	for i, word := range words() {
 		if f != nil && i == f.CutAfter {
-			if f.Kind == FaultStreamError {
+			switch f.Kind {
+			case FaultStreamError:
 				_ = enc.Encode(map[string]string{"error": "llama runner process has terminated: signal: killed"})
+				return
+			case FaultStall:
+				s.stall(w, r)
 				return
 			}
 			cutConn(w)

@@ -7,7 +7,8 @@ import (
 )
 
 // writeError answers a status or quota fault in the provider's own shape.
-func writeError(w http.ResponseWriter, provider string, f *Fault) {
+// key, when not empty, is echoed in the message.
+func writeError(w http.ResponseWriter, provider string, f *Fault, key string) {
 	status := f.Status
 	if f.Kind == FaultQuota {
 		status = http.StatusTooManyRequests
@@ -28,6 +29,9 @@ func writeError(w http.ResponseWriter, provider string, f *Fault) {
 		if f.Kind == FaultQuota {
 			typ, msg = "billing_error", "Your credit balance is too low to access the Anthropic API."
 		}
+		if key != "" {
+			msg += " (key: " + key + ")"
+		}
 		writeJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
 	case "ollama":
 		writeJSON(w, status, map[string]string{"error": ollamaError(status)})
@@ -35,6 +39,9 @@ func writeError(w http.ResponseWriter, provider string, f *Fault) {
 		e := openAIError(status)
 		if f.Kind == FaultQuota {
 			e = map[string]any{"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "param": nil, "code": "insufficient_quota"}
+		}
+		if key != "" {
+			e["message"] = fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", key)
 		}
 		writeJSON(w, status, map[string]any{"error": e})
 	}

@@ -27,6 +27,10 @@ const (
 	FaultStreamError Kind = "stream_error"
 	// FaultLatency answers normally after Latency.
 	FaultLatency Kind = "latency"
+	// FaultStall starts a streamed answer, sends CutAfter chunks and then
+	// nothing, with the connection open, until the client gives up (a
+	// non-streamed request hangs as with FaultHang).
+	FaultStall Kind = "stall"
 )
 
 // Fault is one scheduled misbehaviour of a provider.
@@ -47,6 +51,9 @@ type Fault struct {
 	// Times applies the fault to the next Times calls, then clears it;
 	// 0 keeps it until cleared.
 	Times int `json:"times,omitempty"`
+	// EchoKey puts the API key the request carried into a status fault's
+	// error message, as some providers and proxies do.
+	EchoKey bool `json:"echo_key,omitempty"`
 }
 
 // Validate checks a fault.
@@ -56,9 +63,9 @@ func (f Fault) Validate() error {
 		if f.Status < 400 || f.Status > 599 {
 			return fmt.Errorf("status: want 400-599, got %d", f.Status)
 		}
-	case FaultQuota, FaultHang, FaultReset, FaultStreamCut, FaultStreamError, FaultLatency:
+	case FaultQuota, FaultHang, FaultReset, FaultStreamCut, FaultStreamError, FaultLatency, FaultStall:
 	default:
-		return fmt.Errorf("kind %q: want status, quota, hang, reset, stream_cut, stream_error or latency", f.Kind)
+		return fmt.Errorf("kind %q: want status, quota, hang, reset, stream_cut, stream_error, stall or latency", f.Kind)
 	}
 	if f.Times < 0 || f.CutAfter < 0 || f.Latency < 0 {
 		return fmt.Errorf("times, cut_after and latency must not be negative")

@@ -174,6 +174,9 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 				return
 			}
 		}
+		if f != nil && f.Kind == FaultStall && !stream {
+			f.Kind = FaultHang
+		}
 		if f != nil {
 			switch f.Kind {
 			case FaultHang:
@@ -189,13 +192,38 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 				if f.RetryAfter != "" {
 					w.Header().Set("Retry-After", f.RetryAfter)
 				}
-				writeError(w, name, f)
+				key := ""
+				if f.EchoKey {
+					key = firstHeader(r, "Authorization", "X-Api-Key")
+				}
+				writeError(w, name, f, key)
 				return
 			case FaultLatency:
 				f = nil
 			}
 		}
 		h(w, r, body, req, f)
+	}
+}
+
+func firstHeader(r *http.Request, names ...string) string {
+	for _, n := range names {
+		if v := r.Header.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// stall holds a stream open with nothing more in it until the client
+// gives up.
+func (s *Server) stall(w http.ResponseWriter, r *http.Request) {
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	select {
+	case <-r.Context().Done():
+	case <-s.done:
 	}
 }
 

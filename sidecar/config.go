@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,14 +29,53 @@ const (
 	KindOllama           Kind = "ollama"
 )
 
-// Timeouts bound one call to a provider.
+// Timeouts bound one call to a provider. A first-byte or first-token
+// timeout is never retried on the same provider: the request moves on
+// down the chain.
 type Timeouts struct {
-	// Connect bounds the TCP and TLS handshake. Default 5s.
+	// Connect bounds the TCP and TLS handshake. Default 2s: a handshake
+	// with a healthy API takes well under 300 ms.
 	Connect time.Duration
-	// FirstByte bounds the wait for the response headers. Default 30s.
+	// FirstByte bounds the wait for the response headers. A non-streamed
+	// answer's headers come with the whole answer, so this is also how
+	// long a non-streamed generation may take. Default 30s.
 	FirstByte time.Duration
+	// FirstToken bounds, for a streamed request, the wait from sending it
+	// to the first chunk that carries content (a token, a tool call or
+	// the finish): a stream that starts and then sends nothing is a
+	// hang. Default 10s.
+	FirstToken time.Duration
+	// Stall bounds the gap between two chunks of a stream once it has
+	// begun. Default 10s: models send tokens every few tens of ms.
+	Stall time.Duration
 	// Total bounds the whole call, stream included. Default 120s.
 	Total time.Duration
+}
+
+// Hedge starts the next provider in the chain when the chosen one has not
+// sent its first byte (for a stream, its first token) after a while, and
+// serves whichever answers first. Hedges are spent from the retry budget,
+// so an outage never doubles the load on anyone.
+type Hedge struct {
+	// After is the fixed wait before hedging; 0 with Percentile set uses
+	// the provider's recent first-byte times instead.
+	After time.Duration
+	// Percentile (e.g. 95) of the provider's last 256 first-byte times,
+	// clamped to [Min, Max]; Max until 20 were seen.
+	Percentile float64
+	Min, Max   time.Duration
+}
+
+// wait is how long to wait for p before hedging.
+func (h *Hedge) wait(p *Provider, stats *firstBytes) time.Duration {
+	if h.Percentile <= 0 {
+		return h.After
+	}
+	d, ok := stats.percentile(p.Name, h.Percentile)
+	if !ok {
+		return h.Max
+	}
+	return min(max(d, h.Min), h.Max)
 }
 
 // Provider is one upstream.
@@ -86,6 +126,8 @@ type Route struct {
 	// Cache answers repeated non-streamed requests from Redis.
 	Cache    bool
 	CacheTTL time.Duration
+	// Hedge, when set, races the next provider against a slow first one.
+	Hedge *Hedge
 }
 
 func (r *Route) serves(model string) bool {
@@ -126,9 +168,11 @@ func (c *Config) RouteFor(model string) (*Route, bool) {
 }
 
 type fileTimeouts struct {
-	Connect   *config.Duration `yaml:"connect"`
-	FirstByte *config.Duration `yaml:"first_byte"`
-	Total     *config.Duration `yaml:"total"`
+	Connect    *config.Duration `yaml:"connect"`
+	FirstByte  *config.Duration `yaml:"first_byte"`
+	FirstToken *config.Duration `yaml:"first_token"`
+	Stall      *config.Duration `yaml:"stall"`
+	Total      *config.Duration `yaml:"total"`
 }
 
 type fileProvider struct {
@@ -150,6 +194,11 @@ type fileRoute struct {
 		Enabled bool             `yaml:"enabled"`
 		TTL     *config.Duration `yaml:"ttl"`
 	} `yaml:"cache"`
+	Hedge *struct {
+		After string           `yaml:"after"`
+		Min   *config.Duration `yaml:"min"`
+		Max   *config.Duration `yaml:"max"`
+	} `yaml:"hedge"`
 }
 
 type fileConfig struct {
@@ -240,6 +289,13 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 				return nil, &ConfigError{Field: field + ".cache.ttl", Reason: "want 1s to 168h"}
 			}
 		}
+		if fr.Hedge != nil {
+			h, err := parseHedge(field+".hedge", fr.Hedge.After, fr.Hedge.Min, fr.Hedge.Max)
+			if err != nil {
+				return nil, err
+			}
+			r.Hedge = h
+		}
 		if len(fr.Chain) == 0 {
 			return nil, &ConfigError{Field: field + ".chain", Reason: "name at least one provider"}
 		}
@@ -289,7 +345,7 @@ func provider(name string, fp fileProvider, getenv func(string) string) (*Provid
 	}
 	p := &Provider{Name: name, Kind: fp.Kind, BaseURL: strings.TrimRight(fp.BaseURL, "/"), APIKeyEnv: fp.APIKeyEnv,
 		Models: fp.Models, Breaker: fp.Breaker, MaxTokens: fp.MaxTokens, NextOnConfigError: true,
-		Timeouts: Timeouts{Connect: 5 * time.Second, FirstByte: 30 * time.Second, Total: 120 * time.Second}}
+		Timeouts: Timeouts{Connect: 2 * time.Second, FirstByte: 30 * time.Second, FirstToken: 10 * time.Second, Stall: 10 * time.Second, Total: 120 * time.Second}}
 	if fp.NextOnConfigError != nil {
 		p.NextOnConfigError = *fp.NextOnConfigError
 	}
@@ -350,7 +406,8 @@ func provider(name string, fp fileProvider, getenv func(string) string) (*Provid
 		name string
 		v    *config.Duration
 		dst  *time.Duration
-	}{{"connect", t.Connect, &p.Connect}, {"first_byte", t.FirstByte, &p.FirstByte}, {"total", t.Total, &p.Total}} {
+	}{{"connect", t.Connect, &p.Connect}, {"first_byte", t.FirstByte, &p.FirstByte}, {"first_token", t.FirstToken, &p.FirstToken},
+		{"stall", t.Stall, &p.Stall}, {"total", t.Total, &p.Total}} {
 		if d.v != nil {
 			if *d.v <= 0 {
 				return nil, &ConfigError{Field: field + ".timeouts." + d.name, Reason: "must be positive"}
@@ -358,8 +415,52 @@ func provider(name string, fp fileProvider, getenv func(string) string) (*Provid
 			*d.dst = time.Duration(*d.v)
 		}
 	}
-	if p.FirstByte > p.Total || p.Connect > p.Total {
-		return nil, &ConfigError{Field: field + ".timeouts.total", Reason: "must be at least connect and first_byte"}
+	// A default longer than a total the file set yields to it.
+	for _, d := range []struct {
+		v   *config.Duration
+		dst *time.Duration
+	}{{t.Connect, &p.Connect}, {t.FirstByte, &p.FirstByte}, {t.FirstToken, &p.FirstToken}, {t.Stall, &p.Stall}} {
+		if d.v == nil {
+			*d.dst = min(*d.dst, p.Total)
+		}
+	}
+	if p.FirstByte > p.Total || p.Connect > p.Total || p.FirstToken > p.Total || p.Stall > p.Total {
+		return nil, &ConfigError{Field: field + ".timeouts.total", Reason: "must be at least connect, first_byte, first_token and stall"}
 	}
 	return p, nil
+}
+
+// parseHedge reads a route's hedge: after is a duration ("2s") or a
+// percentile of recent first-byte times ("p95"), which then needs max.
+func parseHedge(field, after string, lo, hi *config.Duration) (*Hedge, error) {
+	h := &Hedge{}
+	if lo != nil {
+		h.Min = time.Duration(*lo)
+	}
+	if hi != nil {
+		h.Max = time.Duration(*hi)
+	}
+	switch {
+	case after == "":
+		return nil, &ConfigError{Field: field + ".after", Reason: `required: a duration ("2s") or a percentile of recent first-byte times ("p95")`}
+	case strings.HasPrefix(after, "p"):
+		pct, err := strconv.ParseFloat(after[1:], 64)
+		if err != nil || pct <= 0 || pct >= 100 {
+			return nil, &ConfigError{Field: field + ".after", Reason: fmt.Sprintf("%q: want a percentile p1 to p99.9", after)}
+		}
+		h.Percentile = pct
+		if h.Max <= 0 {
+			return nil, &ConfigError{Field: field + ".max", Reason: "required with a percentile: the wait until enough first-byte times were seen, and the longest"}
+		}
+		if h.Min < 0 || h.Min > h.Max {
+			return nil, &ConfigError{Field: field + ".min", Reason: "want 0 to max"}
+		}
+	default:
+		d, err := time.ParseDuration(after)
+		if err != nil || d <= 0 {
+			return nil, &ConfigError{Field: field + ".after", Reason: fmt.Sprintf("%q: want a positive duration with a unit, or a percentile such as p95", after)}
+		}
+		h.After = d
+	}
+	return h, nil
 }

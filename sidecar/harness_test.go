@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/fakeprovider"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
@@ -83,6 +85,12 @@ func newRig(t *testing.T, policies string, sidecars int, sidecarExtra string) *r
 
 func (r *rig) startSidecar(t *testing.T, i int, yaml string) *sc {
 	t.Helper()
+	return r.startSidecarWith(t, i, yaml, nil)
+}
+
+// startSidecarWith starts a sidecar logging to log (nil: nowhere).
+func (r *rig) startSidecarWith(t *testing.T, i int, yaml string, log *zerolog.Logger) *sc {
+	t.Helper()
 	cfg, err := sidecar.ParseConfig([]byte(yaml), func(k string) string { return testEnv[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +108,7 @@ func (r *rig) startSidecar(t *testing.T, i int, yaml string) *sc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
-	srv, err := sidecar.New(sidecar.Options{Config: cfg, Agent: a, Redis: rdb})
+	srv, err := sidecar.New(sidecar.Options{Config: cfg, Agent: a, Redis: rdb, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

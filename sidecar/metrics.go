@@ -13,6 +13,7 @@ type metrics struct {
 	latency         *prometheus.HistogramVec
 	skipped         *prometheus.CounterVec
 	retries         *prometheus.CounterVec
+	hedges          *prometheus.CounterVec
 	budgetExhausted prometheus.Counter
 	unavailable     prometheus.Counter
 	cache           *prometheus.CounterVec
@@ -27,13 +28,15 @@ func newMetrics(degraded func() bool) *metrics {
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_served_total",
 			Help: "Requests served, by provider and whether it was a fallback."}, []string{"provider", "fallback"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_upstream_calls_total",
-			Help: "Calls to providers, by provider and result (an HTTP status, transport_error, stream_error)."}, []string{"provider", "result"}),
+			Help: "Calls that left for a provider, each counted once when it ended, by provider and result: an HTTP status, transport_error, connect_timeout, first_byte_timeout, first_token_timeout, total_timeout, stall, stream_error, bad_answer, client_gone (the caller hung up), hedge_lost (another provider answered first), refused or skipped (never sent: the request could not be sent to it)."}, []string{"provider", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fusebox_sidecar_upstream_seconds",
 			Help: "Duration of successful provider calls.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}, []string{"provider"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_skipped_total",
 			Help: "Providers skipped because their breaker denied."}, []string{"provider"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_retries_total",
-			Help: "Retries of transient errors, by provider."}, []string{"provider"}),
+			Help: "Retries of fast transport failures (refused, reset), counted when sent, by provider."}, []string{"provider"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_hedges_total",
+			Help: "Hedged races, by provider and result: started (the hedge was sent), won, lost, budget_exhausted (the first provider's wait found no budget)."}, []string{"provider", "result"}),
 		budgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{Name: "fusebox_sidecar_retry_budget_exhausted_total",
 			Help: "Retries refused because the retry budget was spent."}),
 		unavailable: prometheus.NewCounter(prometheus.CounterOpts{Name: "fusebox_sidecar_unavailable_total",
@@ -50,7 +53,7 @@ func newMetrics(degraded func() bool) *metrics {
 		}
 		return 0
 	})
-	m.registry.MustRegister(m.requests, m.served, m.upstream, m.latency, m.skipped, m.retries, m.budgetExhausted,
+	m.registry.MustRegister(m.requests, m.served, m.upstream, m.latency, m.skipped, m.retries, m.hedges, m.budgetExhausted,
 		m.unavailable, m.cache, m.inFlight, deg,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,66 +24,211 @@ const (
 	HeaderProvider = "X-Fusebox-Provider"
 	HeaderFallback = "X-Fusebox-Fallback"
 	HeaderCache    = "X-Fusebox-Cache"
+	// HeaderHedged is "true" when the answer came from a hedged race.
+	HeaderHedged = "X-Fusebox-Hedged"
 )
 
 const maxUpstreamBody = 32 << 20
 
-// result of trying one provider.
-type result int
-
-const (
-	served    result = iota // the caller has its answer (possibly an error event mid-stream)
-	answered                // the caller got the provider's client error
-	next                    // try the next provider
-	retry                   // transient: the same provider may be tried again
-	cancelled               // the caller went away
-)
-
 // walk tries the route's providers in order until one serves the request.
+// A provider whose breaker denies is skipped; a failure moves on; a fast
+// transport failure (refused, reset) is retried on the same provider
+// within the retry budget; with a hedge, the next provider starts beside
+// a slow first one and the first answer wins.
 func (s *Server) walk(ctx context.Context, w http.ResponseWriter, route *Route, req *chatRequest) {
 	s.budget.request(time.Now())
-	var denied []*agentlib.DeniedError
-	var failures []string
-	tried := 0
-	for i, p := range route.Chain {
-		model, ok := p.Model(req.Model)
+	w2 := &walk{s: s, ctx: ctx, w: w, route: route, req: req,
+		evs: make(chan *attempt, len(route.Chain)*(s.cfg.Retry.Attempts+1)+1)}
+	w2.run()
+}
+
+type walk struct {
+	s     *Server
+	ctx   context.Context
+	w     http.ResponseWriter
+	route *Route
+	req   *chatRequest
+	evs   chan *attempt
+
+	next     int        // the next chain index to try
+	running  []*attempt // at most two: the attempt and its hedge
+	tries    map[int]int
+	hedged   bool
+	hedgeT   *time.Timer
+	denied   []*agentlib.DeniedError
+	failures []string
+	tried    int
+}
+
+func (wk *walk) run() {
+	defer func() {
+		for _, a := range wk.running {
+			a.lose()
+		}
+		if wk.hedgeT != nil {
+			wk.hedgeT.Stop()
+		}
+	}()
+	if !wk.startNext() {
+		wk.s.unavailable(wk.w, wk.tried, wk.denied, wk.failures)
+		return
+	}
+	for {
+		var hedgeC <-chan time.Time
+		if wk.hedgeT != nil {
+			hedgeC = wk.hedgeT.C
+		}
+		select {
+		case <-wk.ctx.Done():
+			for _, a := range wk.running {
+				a.cancel(context.Canceled)
+			}
+			return
+		case <-hedgeC:
+			wk.hedgeT = nil
+			wk.hedge()
+		case a := <-wk.evs:
+			if wk.handle(a) {
+				return
+			}
+		}
+	}
+}
+
+// handle acts on an attempt that reported; it returns true when the
+// request is answered.
+func (wk *walk) handle(a *attempt) bool {
+	wk.running = slices.DeleteFunc(wk.running, func(x *attempt) bool { return x == a })
+	switch a.kind {
+	case attReady:
+		for _, o := range wk.running {
+			o.lose()
+			wk.s.metrics.hedges.WithLabelValues(o.p.Name, "lost").Inc()
+		}
+		if wk.hedged {
+			wk.s.metrics.hedges.WithLabelValues(a.p.Name, "won").Inc()
+		}
+		wk.running = nil
+		wk.s.serve(wk.ctx, wk.w, a, wk.hedged)
+		return true
+	case attAnswer:
+		for _, o := range wk.running {
+			o.lose()
+		}
+		wk.running = nil
+		wk.s.answerClientError(wk.w, a.p, a.status, a.body)
+		return true
+	case attGone:
+		return wk.ctx.Err() != nil
+	}
+	if a.kind == attRetry && len(wk.running) == 0 && wk.retry(a) {
+		return false
+	}
+	wk.failures = append(wk.failures, a.why)
+	if len(wk.running) > 0 {
+		return false // the other of the race still runs
+	}
+	if !wk.startNext() {
+		wk.s.unavailable(wk.w, wk.tried, wk.denied, wk.failures)
+		return true
+	}
+	return false
+}
+
+// retry tries a's provider again after a backoff, while its breaker is
+// closed and the retry budget allows.
+func (wk *walk) retry(a *attempt) bool {
+	s := wk.s
+	if wk.tries[a.index] >= s.cfg.Retry.Attempts-1 {
+		return false
+	}
+	if st := a.b.State(); !(st.Override == statestore.OverrideClosed || st.Override == statestore.OverrideNone && st.State == statestore.StateClosed) {
+		return false
+	}
+	if !s.budget.spend(time.Now()) {
+		s.metrics.budgetExhausted.Inc()
+		return false
+	}
+	if !sleep(wk.ctx, backoff(s.cfg.Retry, wk.tries[a.index]+1)) {
+		return false
+	}
+	call, err := a.b.Begin()
+	if err != nil {
+		wk.deny(a.p, err)
+		return false
+	}
+	wk.tries[a.index]++
+	s.metrics.retries.WithLabelValues(a.p.Name).Inc()
+	wk.running = append(wk.running, s.newAttempt(wk.ctx, a.p, a.index, a.model, wk.req, call, wk.evs))
+	wk.armHedge()
+	return true
+}
+
+// startNext starts the next provider of the chain whose breaker allows;
+// false when none is left.
+func (wk *walk) startNext() bool {
+	if wk.tries == nil {
+		wk.tries = map[int]int{}
+	}
+	for wk.next < len(wk.route.Chain) {
+		i := wk.next
+		wk.next++
+		p := wk.route.Chain[i]
+		model, ok := p.Model(wk.req.Model)
 		if !ok {
 			continue
 		}
-		b := s.breakers[p.Name]
-		for attempt := 1; ; attempt++ {
-			done, err := b.Allow()
-			if err != nil {
-				var de *agentlib.DeniedError
-				if errors.As(err, &de) {
-					denied = append(denied, de)
-				}
-				s.metrics.skipped.WithLabelValues(p.Name).Inc()
-				break
-			}
-			tried++
-			res, why := s.try(ctx, w, p, req, model, i > 0, done)
-			switch res {
-			case served, answered, cancelled:
-				return
-			case retry:
-				if st := b.State(); attempt < s.cfg.Retry.Attempts &&
-					(st.Override == statestore.OverrideClosed || st.Override == statestore.OverrideNone && st.State == statestore.StateClosed) {
-					if !s.budget.spend(time.Now()) {
-						s.metrics.budgetExhausted.Inc()
-					} else if sleep(ctx, backoff(s.cfg.Retry, attempt)) {
-						s.metrics.retries.WithLabelValues(p.Name).Inc()
-						continue
-					} else {
-						return // the caller went away while we waited
-					}
-				}
-			}
-			failures = append(failures, why)
-			break
+		call, err := wk.s.breakers[p.Name].Begin()
+		if err != nil {
+			wk.deny(p, err)
+			continue
 		}
+		wk.tried++
+		wk.running = append(wk.running, wk.s.newAttempt(wk.ctx, p, i, model, wk.req, call, wk.evs))
+		wk.armHedge()
+		return true
 	}
-	s.unavailable(w, tried, denied, failures)
+	return false
+}
+
+func (wk *walk) deny(p *Provider, err error) {
+	var de *agentlib.DeniedError
+	if errors.As(err, &de) {
+		wk.denied = append(wk.denied, de)
+	}
+	wk.s.metrics.skipped.WithLabelValues(p.Name).Inc()
+}
+
+// armHedge starts the hedge timer for the one running attempt, once per
+// request.
+func (wk *walk) armHedge() {
+	h := wk.route.Hedge
+	if h == nil || wk.hedged || len(wk.running) != 1 || wk.next >= len(wk.route.Chain) {
+		return
+	}
+	if wk.hedgeT != nil {
+		wk.hedgeT.Stop()
+	}
+	a := wk.running[0]
+	wk.hedgeT = time.NewTimer(time.Until(a.start.Add(h.wait(a.p, &wk.s.firstBytes))))
+}
+
+// hedge starts the next provider beside a first one that has not sent
+// its first byte, spending from the retry budget.
+func (wk *walk) hedge() {
+	if len(wk.running) != 1 || wk.running[0].hasResponded() {
+		return
+	}
+	if !wk.s.budget.spend(time.Now()) {
+		wk.s.metrics.hedges.WithLabelValues(wk.running[0].p.Name, "budget_exhausted").Inc()
+		return
+	}
+	if wk.startNext() {
+		wk.hedged = true
+		h := wk.running[len(wk.running)-1]
+		h.hedge = true
+		wk.s.metrics.hedges.WithLabelValues(h.p.Name, "started").Inc()
+	}
 }
 
 // unavailable answers a fast 503 in OpenAI's error shape, with a
@@ -101,6 +247,9 @@ func (s *Server) unavailable(w http.ResponseWriter, tried int, denied []*agentli
 		}
 		if d.Degraded {
 			state += ", local breaker"
+		}
+		if d.Local {
+			state += ", this agent only"
 		}
 		parts = append(parts, d.Breaker+" ("+state+")")
 		if !d.RetryAt.IsZero() && (soonest.IsZero() || d.RetryAt.Before(soonest)) {
@@ -122,188 +271,81 @@ func (s *Server) unavailable(w http.ResponseWriter, tried int, denied []*agentli
 	}
 	s.metrics.unavailable.Inc()
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryIn.Seconds()))))
-	writeOpenAIError(w, http.StatusServiceUnavailable, msg, "service_unavailable", "fusebox_all_providers_unavailable", "")
+	writeOpenAIError(w, http.StatusServiceUnavailable, s.redact.string(msg), "service_unavailable", "fusebox_all_providers_unavailable", "")
 }
 
-// try calls one provider once and reports the outcome through done.
-func (s *Server) try(ctx context.Context, w http.ResponseWriter, p *Provider, req *chatRequest, model string, fallback bool, done func(agentlib.Outcome)) (result, string) {
-	up := s.upstreams[p.Name]
-	cctx, cancel := context.WithTimeout(ctx, p.Total)
-	defer cancel()
-	hreq, err := up.request(cctx, req, model)
-	if err != nil {
-		done(agentlib.Ignored())
-		var re *requestError
-		if errors.As(err, &re) {
-			writeOpenAIError(w, http.StatusBadRequest, re.msg, "invalid_request_error", "", re.param)
-			return answered, ""
-		}
-		// errUntranslatable: this provider cannot take the request.
-		return next, p.Name + ": " + err.Error()
+// serve writes a ready attempt's answer: a whole body, or a stream from
+// its first token on. A stream that fails after it began ends with an
+// error event and no [DONE], never a fake normal finish.
+func (s *Server) serve(ctx context.Context, w http.ResponseWriter, a *attempt, hedged bool) {
+	close(a.won)
+	w.Header().Set(HeaderProvider, a.p.Name)
+	w.Header().Set(HeaderFallback, strconv.FormatBool(a.index > 0))
+	if hedged {
+		w.Header().Set(HeaderHedged, "true")
 	}
-	start := time.Now()
-	resp, err := up.client.Do(hreq)
-	if err != nil {
-		if ctx.Err() != nil {
-			done(agentlib.Ignored())
-			return cancelled, ""
-		}
-		why := fmt.Sprintf("%s: %s", p.Name, transportError(err, cctx))
-		done(agentlib.Failure(errors.New(why)))
-		s.metrics.upstream.WithLabelValues(p.Name, "transport_error").Inc()
-		return retry, why
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		v := classifyStatus(p, resp.StatusCode, body, probe.RetryAfter(resp.Header, time.Now()))
-		done(v.outcome)
-		s.metrics.upstream.WithLabelValues(p.Name, strconv.Itoa(resp.StatusCode)).Inc()
-		if v.quota {
-			s.log.Error().Str("provider", p.Name).Str("reason", v.reason).Msg("quota or billing exhausted: the cluster stays off this provider")
-		} else if resp.StatusCode == 401 || resp.StatusCode == 403 || resp.StatusCode == 404 {
-			s.log.Error().Str("provider", p.Name).Str("reason", v.reason).Msg("configuration error at the provider (key, permission or model)")
-		}
-		if v.act == actAnswer {
-			s.answerClientError(w, p, resp.StatusCode, body)
-			return answered, ""
-		}
-		return next, v.reason
-	}
-	headers := func() {
-		w.Header().Set(HeaderProvider, p.Name)
-		w.Header().Set(HeaderFallback, strconv.FormatBool(fallback))
-	}
-	if req.Stream {
-		return s.relay(ctx, w, p, resp, req, headers, done, start, fallback)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
-	if err != nil {
-		if ctx.Err() != nil {
-			done(agentlib.Ignored())
-			return cancelled, ""
-		}
-		why := fmt.Sprintf("%s: response cut off: %s", p.Name, transportError(err, cctx))
-		done(agentlib.Failure(errors.New(why)))
-		return retry, why
-	}
-	if p.Kind == KindAnthropic {
-		if body, err = fromAnthropic(body); err != nil {
-			done(agentlib.Failure(fmt.Errorf("%s: %w", p.Name, err)))
-			return next, p.Name + ": " + err.Error()
-		}
-	}
-	done(agentlib.Success())
-	s.metrics.upstream.WithLabelValues(p.Name, "200").Inc()
-	s.metrics.latency.WithLabelValues(p.Name).Observe(time.Since(start).Seconds())
-	headers()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-	s.served(p, fallback)
-	return served, ""
-}
-
-func (s *Server) served(p *Provider, fallback bool) {
-	s.metrics.served.WithLabelValues(p.Name, strconv.FormatBool(fallback)).Inc()
-}
-
-// relay streams a provider's answer to the caller as OpenAI chunks. Until
-// the first chunk goes out, a failure moves on to the next provider; after
-// it, the stream ends with an error event and no [DONE], never a fake
-// normal finish.
-func (s *Server) relay(ctx context.Context, w http.ResponseWriter, p *Provider, resp *http.Response, req *chatRequest, headers func(), done func(agentlib.Outcome), start time.Time, fallback bool) (result, string) {
-	fl, _ := w.(http.Flusher)
-	began := false
-	begin := func() {
-		if began {
-			return
-		}
-		began = true
-		headers()
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
+	s.metrics.served.WithLabelValues(a.p.Name, strconv.FormatBool(a.index > 0)).Inc()
+	if !a.req.Stream {
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(a.body)
+		return
 	}
-	write := func(data []byte) error {
-		begin()
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
-			return err
+	defer a.close()
+	// The caller hanging up ends the stream's upstream call at once.
+	defer context.AfterFunc(ctx, func() { a.cancel(context.Canceled) })()
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	write := func(chunks [][]byte) error {
+		for _, c := range chunks {
+			if _, err := fmt.Fprintf(w, "data: %s\n\n", c); err != nil {
+				return err
+			}
 		}
 		if fl != nil {
 			fl.Flush()
 		}
 		return nil
 	}
-	fail := func(why string) (result, string) {
-		if ctx.Err() != nil {
-			done(agentlib.Ignored())
-			return cancelled, ""
-		}
-		done(agentlib.Failure(errors.New(why)))
-		s.metrics.upstream.WithLabelValues(p.Name, "stream_error").Inc()
-		if !began {
-			return next, why
-		}
-		_, _ = fmt.Fprintf(w, "data: %s\n\n", openAIErrorBody("the provider's stream failed: "+why, "fusebox_upstream_stream_error", "", ""))
-		if fl != nil {
-			fl.Flush()
-		}
-		return served, why
+	if write(a.head) != nil {
+		a.end(agentlib.Ignored(), "client_gone")
+		return
 	}
-	var ant *anthropicStream
-	if p.Kind == KindAnthropic {
-		ant = &anthropicStream{includeUsage: req.IncludeUsage}
-	}
-	rd := bufio.NewReaderSize(resp.Body, 64<<10)
-	for {
-		event, data, err := readSSE(rd)
+	stall := time.AfterFunc(a.p.Stall, func() { a.cancel(errStall) })
+	defer stall.Stop()
+	for fin := a.fin; !fin; {
+		chunks, done, err := a.read()
 		if err != nil {
-			return fail(fmt.Sprintf("%s: stream cut off before its end: %v", p.Name, err))
-		}
-		if data == nil {
-			continue
-		}
-		if ant != nil {
-			chunks, fin, err := ant.event(event, data)
-			if err != nil {
-				return fail(p.Name + ": " + err.Error())
+			if ctx.Err() != nil {
+				a.end(agentlib.Ignored(), "client_gone")
+				return
 			}
-			for _, c := range chunks {
-				if werr := write(c); werr != nil {
-					done(agentlib.Ignored())
-					return cancelled, ""
-				}
+			why := s.redact.string(a.p.Name + ": " + err.Error())
+			result := "stream_error"
+			if errors.Is(err, errStall) {
+				why, result = fmt.Sprintf("%s: the stream stalled for %s", a.p.Name, a.p.Stall), "stall"
 			}
-			if fin {
-				return s.finish(w, fl, p, begin, done, start, fallback)
+			a.end(agentlib.Failure(errors.New(why)), result)
+			_, _ = fmt.Fprintf(w, "data: %s\n\n", openAIErrorBody("the provider's stream failed: "+why, "fusebox_upstream_stream_error", "", ""))
+			if fl != nil {
+				fl.Flush()
 			}
-			continue
+			return
 		}
-		if string(data) == "[DONE]" {
-			return s.finish(w, fl, p, begin, done, start, fallback)
+		stall.Reset(a.p.Stall)
+		if write(chunks) != nil {
+			a.end(agentlib.Ignored(), "client_gone")
+			return
 		}
-		if typ, code, msg := probe.ProviderError(data); typ != "" || code != "" || msg != "" {
-			return fail(fmt.Sprintf("%s: error mid-stream: %s", p.Name, firstNonEmpty(msg, code, typ)))
-		}
-		if werr := write(data); werr != nil {
-			done(agentlib.Ignored())
-			return cancelled, ""
-		}
+		fin = done
 	}
-}
-
-func (s *Server) finish(w http.ResponseWriter, fl http.Flusher, p *Provider, begin func(), done func(agentlib.Outcome), start time.Time, fallback bool) (result, string) {
-	begin()
 	_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	if fl != nil {
 		fl.Flush()
 	}
-	done(agentlib.Success())
-	s.metrics.upstream.WithLabelValues(p.Name, "200").Inc()
-	s.metrics.latency.WithLabelValues(p.Name).Observe(time.Since(start).Seconds())
-	s.served(p, fallback)
-	return served, ""
+	a.end(agentlib.Success(), "200")
 }
 
 // readSSE reads one server-sent event: its name and its data (nil for a
@@ -345,7 +387,7 @@ func readSSE(rd *bufio.Reader) (string, []byte, error) {
 }
 
 // answerClientError returns a provider's client error to the caller, in
-// OpenAI's shape.
+// OpenAI's shape (body already redacted).
 func (s *Server) answerClientError(w http.ResponseWriter, p *Provider, status int, body []byte) {
 	w.Header().Set(HeaderProvider, p.Name)
 	if p.Kind == KindAnthropic || len(body) == 0 {
@@ -368,22 +410,6 @@ func writeOpenAIError(w http.ResponseWriter, status int, msg, typ, code, param s
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(openAIErrorBody(msg, typ, code, param))
-}
-
-// transportError says what went wrong without repeating URLs' secrets
-// (there are none: keys travel in headers).
-func transportError(err error, ctx context.Context) string {
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return "no complete answer within the total timeout"
-	case strings.Contains(err.Error(), "timeout awaiting response headers"):
-		return "no first byte within the first-byte timeout"
-	}
-	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout: " + err.Error()
-	}
-	return err.Error()
 }
 
 // backoff is exponential with full jitter.

@@ -35,16 +35,18 @@ type Options struct {
 
 // Server is the sidecar's HTTP handler.
 type Server struct {
-	cfg       *Config
-	agent     *agentlib.Agent
-	log       zerolog.Logger
-	upstreams map[string]*upstream
-	breakers  map[string]*agentlib.Breaker // by provider name, fixed at New
-	budget    *retryBudget
-	cache     *cache
-	metrics   *metrics
-	maxBody   int64
-	mux       *http.ServeMux
+	cfg        *Config
+	agent      *agentlib.Agent
+	log        zerolog.Logger
+	upstreams  map[string]*upstream
+	breakers   map[string]*agentlib.Breaker // by provider name, fixed at New
+	budget     *retryBudget
+	firstBytes firstBytes
+	redact     *redactor
+	cache      *cache
+	metrics    *metrics
+	maxBody    int64
+	mux        *http.ServeMux
 }
 
 // New builds the sidecar.
@@ -65,6 +67,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, agent: o.Agent, log: log, upstreams: map[string]*upstream{}, breakers: map[string]*agentlib.Breaker{},
 		budget:  newRetryBudget(o.Config.Retry.Budget, o.Config.Retry.MinPerSecond),
+		redact:  newRedactor(o.Config),
 		metrics: newMetrics(o.Agent.Degraded), maxBody: o.MaxBody, mux: http.NewServeMux(),
 	}
 	for name, p := range o.Config.Providers {

@@ -58,7 +58,7 @@ func TestSidecar_ProvidersTable(t *testing.T) {
 		check     func(t *testing.T, a answer)
 	}{
 		{name: "connection reset: failure, retried, then next", breaker: "openai", fault: fakeprovider.Fault{Kind: fakeprovider.FaultReset}, wantCode: 200, wantFrom: "anthropic", wantFails: 3},
-		{name: "first-byte timeout: failure, retried, then next", breaker: "openai", fault: fakeprovider.Fault{Kind: fakeprovider.FaultHang}, wantCode: 200, wantFrom: "anthropic", wantFails: 3},
+		{name: "first-byte timeout: failure, never retried, next", breaker: "openai", fault: fakeprovider.Fault{Kind: fakeprovider.FaultHang}, wantCode: 200, wantFrom: "anthropic", wantFails: 1},
 		{name: "500: failure, next", breaker: "openai", fault: st(500, ""), wantCode: 200, wantFrom: "anthropic", wantFails: 1},
 		{name: "502 HTML page: failure, next", breaker: "openai", fault: fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 502, HTML: true}, wantCode: 200, wantFrom: "anthropic", wantFails: 1},
 		{name: "503: failure, next", breaker: "openai", fault: st(503, ""), wantCode: 200, wantFrom: "anthropic", wantFails: 1},
