@@ -17,9 +17,10 @@ const (
 // Outcome is what happened to an allowed call. Make one with Success,
 // Failure, FailureRetryAfter or Ignored.
 type Outcome struct {
-	kind       outcomeKind
-	err        error
-	retryAfter time.Duration
+	kind          outcomeKind
+	err           error
+	retryAfter    time.Duration
+	misconfigured bool
 }
 
 // Success is a call the provider answered well.
@@ -36,8 +37,18 @@ func FailureRetryAfter(err error, retryAfter time.Duration) Outcome {
 }
 
 // Ignored is a call that says nothing about the provider's health: the
-// caller cancelled it, or the request itself was bad (400, 401, 404).
+// caller cancelled it, or the request itself was bad (400, 404).
 func Ignored() Outcome { return Outcome{kind: kindIgnored} }
+
+// Misconfigured is a call the provider refused for who made it (401,
+// 403: a wrong or revoked key, a missing permission): not an outage that
+// heals by itself in a minute. It opens the breaker for the whole cluster
+// in a distinct, long-lived state (the policy's misconfigured_open,
+// reason "misconfigured"), journaled and logged as an error, until an
+// operator resets it or that time passes.
+func Misconfigured(err error) Outcome {
+	return Outcome{kind: kindFailure, err: err, misconfigured: true}
+}
 
 // IsFailure reports whether o counts against the breaker.
 func (o Outcome) IsFailure() bool { return o.kind == kindFailure }

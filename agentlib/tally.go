@@ -28,6 +28,7 @@ type tally struct {
 	version int64
 
 	ok, fail, trailing, slow atomic.Int64
+	misconfigured            atomic.Int64
 	hung                     atomic.Int64 // calls that crossed hang_after, not yet reported
 	lastOK                   atomic.Int64 // tick of the last success
 	retryAfterMS             atomic.Int64 // the largest seen
@@ -308,6 +309,10 @@ func (t *tally) recordHungEnd(o Outcome) {
 }
 
 func (t *tally) noteFailure(o Outcome) {
+	if o.misconfigured {
+		t.misconfigured.Add(1)
+		t.dirty.Store(true)
+	}
 	if o.err != nil {
 		msg := clipError(o.err.Error())
 		t.lastErr.Store(&msg)
@@ -332,14 +337,15 @@ func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration
 	t.dirty.Store(false)
 	version := t.version
 	r := report.Breaker{
-		Name:         name,
-		Gen:          t.gen,
-		Version:      &version,
-		OK:           t.ok.Swap(0),
-		Fail:         t.fail.Swap(0),
-		TrailingFail: t.trailing.Swap(0),
-		Slow:         t.slow.Swap(0),
-		RetryAfterMS: min(t.retryAfterMS.Swap(0), report.MaxRetryAfter.Milliseconds()),
+		Name:          name,
+		Gen:           t.gen,
+		Version:       &version,
+		OK:            t.ok.Swap(0),
+		Fail:          t.fail.Swap(0),
+		TrailingFail:  t.trailing.Swap(0),
+		Slow:          t.slow.Swap(0),
+		RetryAfterMS:  min(t.retryAfterMS.Swap(0), report.MaxRetryAfter.Milliseconds()),
+		Misconfigured: t.misconfigured.Swap(0),
 	}
 	// Counters are read one by one while calls go on: keep the entry
 	// self-consistent; a count that slipped past lands in the next one.
@@ -357,12 +363,12 @@ func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration
 			r.Hung.Waiting, r.Hung.OldestMS = w, oldest*tick.Milliseconds()
 		}
 	}
-	if r.Fail > 0 || r.RetryAfterMS > 0 {
+	if r.Fail > 0 || r.RetryAfterMS > 0 || r.Misconfigured > 0 {
 		if e := t.lastErr.Swap(nil); e != nil {
 			r.LastError = *e
 		}
 	}
-	if r.OK == 0 && r.Fail == 0 && r.Hung == nil && r.RetryAfterMS == 0 {
+	if r.OK == 0 && r.Fail == 0 && r.Hung == nil && r.RetryAfterMS == 0 && r.Misconfigured == 0 {
 		return report.Breaker{}, false
 	}
 	return r, true

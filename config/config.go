@@ -34,6 +34,7 @@ type PolicySpec struct {
 	MinAgents           *int                     `yaml:"min_agents"`
 	CanaryInterval      *Duration                `yaml:"canary_interval"`
 	CanaryMaxInterval   *Duration                `yaml:"canary_max_interval"`
+	MisconfiguredOpen   *Duration                `yaml:"misconfigured_open"`
 }
 
 // CanarySpec is a breaker's canary probe as written in the file; see
@@ -222,6 +223,7 @@ func resolve(base statestore.Policy, s PolicySpec, field string) (statestore.Pol
 	set(&p.MinAgents, s.MinAgents)
 	setDur(&p.CanaryInterval, s.CanaryInterval)
 	setDur(&p.CanaryMaxInterval, s.CanaryMaxInterval)
+	setDur(&p.MisconfiguredOpen, s.MisconfiguredOpen)
 	if err := p.Validate(); err != nil {
 		var pe *statestore.PolicyError
 		if errors.As(err, &pe) {

@@ -348,7 +348,12 @@ func (c *Coordinator) logTransition(r statestore.Result) {
 		return
 	}
 	c.metrics.transitions.WithLabelValues(t.OldState, t.NewState, t.Reason).Inc()
-	c.log.Info().
+	ev := c.log.Info()
+	if t.Reason == "misconfigured" {
+		// Loud: a key or a permission is wrong; it will not heal by itself.
+		ev = c.log.Error()
+	}
+	ev.
 		Str("event", t.Event).
 		Str("breaker", t.Breaker).
 		Str("old_state", t.OldState).

@@ -30,18 +30,19 @@ type Call struct {
 
 // Server is the fake provider.
 type Server struct {
-	mu     sync.Mutex
-	faults map[string]*Fault // guarded by mu
-	calls  map[string]int64  // guarded by mu
-	last   map[string]Call   // guarded by mu
-	mux    *http.ServeMux
-	done   chan struct{}
-	once   sync.Once
+	mu       sync.Mutex
+	faults   map[string]*Fault // guarded by mu
+	calls    map[string]int64  // guarded by mu
+	canaries map[string]int64  // guarded by mu; calls that were canaries
+	last     map[string]Call   // guarded by mu
+	mux      *http.ServeMux
+	done     chan struct{}
+	once     sync.Once
 }
 
 // New returns a server with no faults.
 func New() *Server {
-	s := &Server{faults: map[string]*Fault{}, calls: map[string]int64{}, last: map[string]Call{}, mux: http.NewServeMux(), done: make(chan struct{})}
+	s := &Server{faults: map[string]*Fault{}, calls: map[string]int64{}, canaries: map[string]int64{}, last: map[string]Call{}, mux: http.NewServeMux(), done: make(chan struct{})}
 	s.mux.HandleFunc("POST /openai/v1/chat/completions", s.provider("openai", s.openAIChat))
 	s.mux.HandleFunc("GET /openai/v1/models", s.openAIModels)
 	s.mux.HandleFunc("POST /anthropic/v1/messages", s.provider("anthropic", s.anthropicMessages))
@@ -93,6 +94,14 @@ func (s *Server) Calls(provider string) int64 {
 	return s.calls[provider]
 }
 
+// CanaryCalls is how many of a provider's requests were fusebox canaries
+// (they carry X-Fusebox-Canary).
+func (s *Server) CanaryCalls(provider string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.canaries[provider]
+}
+
 // LastCall is the last request a provider received.
 func (s *Server) LastCall(provider string) (Call, bool) {
 	s.mu.Lock()
@@ -107,6 +116,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.faults = map[string]*Fault{}
 	s.calls = map[string]int64{}
+	s.canaries = map[string]int64{}
 	s.last = map[string]Call{}
 }
 
@@ -150,6 +160,9 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 			}
 		}
 		s.mu.Lock()
+		if r.Header.Get("X-Fusebox-Canary") != "" {
+			s.canaries[name]++
+		}
 		s.calls[name]++
 		s.last[name] = Call{Provider: name, Path: r.URL.Path, Model: req.Model, Stream: stream, Headers: headers, Body: body, At: time.Now()}
 		var f *Fault
@@ -260,15 +273,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	calls := map[string]int64{}
+	calls, canaries := map[string]int64{}, map[string]int64{}
 	for _, p := range Providers {
 		calls[p] = s.calls[p]
+		canaries[p] = s.canaries[p]
 	}
 	faults := map[string]Fault{}
 	for p, f := range s.faults {
 		faults[p] = *f
 	}
-	writeJSON(w, 200, map[string]any{"calls": calls, "faults": faults, "last": s.last})
+	writeJSON(w, 200, map[string]any{"calls": calls, "canaries": canaries, "faults": faults, "last": s.last})
 }
 
 func (s *Server) setFault(w http.ResponseWriter, r *http.Request) {

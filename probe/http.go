@@ -53,6 +53,8 @@ func do(ctx context.Context, client *http.Client, timeout time.Duration, method,
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
+	// A provider's logs (and the fake provider) can tell canaries apart.
+	req.Header.Set(HeaderCanary, "1")
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -206,6 +206,9 @@ func New(s Spec, getenv func(string) string, client *http.Client) (Canary, error
 	}
 }
 
+// HeaderCanary is sent with every canary request.
+const HeaderCanary = "X-Fusebox-Canary"
+
 func defaultClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

@@ -56,8 +56,12 @@ type Breaker struct {
 	// hang_after.
 	Hung *Hung `json:"hung,omitempty"`
 	// RetryAfterMS is the largest Retry-After seen, in milliseconds.
-	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
-	LastError    string `json:"last_error,omitempty"`
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
+	// Misconfigured counts failures the provider gave for who called it
+	// (401, 403): they open the breaker in the long-lived misconfigured
+	// state. They are among Fail too.
+	Misconfigured int64  `json:"misconfigured,omitempty"`
+	LastError     string `json:"last_error,omitempty"`
 	// Probe is the traffic-mode probe's outcome, sent as soon as known.
 	Probe *Probe `json:"probe,omitempty"`
 }
@@ -115,9 +119,10 @@ func (r Report) Batch(b Breaker) statestore.Batch {
 	out := statestore.Batch{
 		Boot: r.Boot, Seq: r.Seq, Gen: b.Gen,
 		OK: b.OK, Fail: b.Fail, TrailingFail: b.TrailingFail, Slow: b.Slow,
-		LastOKAge:  ms(b.LastOKAgeMS),
-		RetryAfter: ms(b.RetryAfterMS),
-		LastError:  b.LastError,
+		LastOKAge:     ms(b.LastOKAgeMS),
+		Misconfigured: b.Misconfigured,
+		RetryAfter:    ms(b.RetryAfterMS),
+		LastError:     b.LastError,
 	}
 	if b.Version != nil {
 		out.Fenced, out.Version = true, *b.Version
@@ -204,7 +209,7 @@ func (r Report) Validate() error {
 		for _, c := range []struct {
 			name string
 			v    int64
-		}{{"ok", b.OK}, {"fail", b.Fail}, {"trailing_fail", b.TrailingFail}, {"slow", b.Slow}, {"last_ok_age_ms", b.LastOKAgeMS}} {
+		}{{"ok", b.OK}, {"fail", b.Fail}, {"trailing_fail", b.TrailingFail}, {"slow", b.Slow}, {"last_ok_age_ms", b.LastOKAgeMS}, {"misconfigured", b.Misconfigured}} {
 			if c.v < 0 || c.v > MaxCount {
 				return &Error{Field: field + "." + c.name, Reason: fmt.Sprintf("must be in [0, %d], got %d", MaxCount, c.v)}
 			}
@@ -224,6 +229,9 @@ func (r Report) Validate() error {
 					return &Error{Field: field + ".hung." + c.name, Reason: fmt.Sprintf("must be in [0, %d], got %d", MaxCount, c.v)}
 				}
 			}
+		}
+		if b.Misconfigured > b.Fail {
+			return &Error{Field: field + ".misconfigured", Reason: "must not exceed fail"}
 		}
 		if b.TrailingFail > b.Fail {
 			return &Error{Field: field + ".trailing_fail", Reason: "must not exceed fail"}

@@ -74,6 +74,10 @@ type Policy struct {
 	// MaxOpenTimeout: there a probe is a user's call.)
 	CanaryInterval    time.Duration `json:"canary_interval"`
 	CanaryMaxInterval time.Duration `json:"canary_max_interval"`
+	// MisconfiguredOpen is how long a provider that refused the callers'
+	// credentials (401, 403) stays open, reason misconfigured, before it
+	// is probed again; an operator's reset ends it sooner.
+	MisconfiguredOpen time.Duration `json:"misconfigured_open"`
 }
 
 // DefaultPolicy returns the defaults, which the seed article found to work
@@ -92,6 +96,7 @@ func DefaultPolicy() Policy {
 		MaxRetryAfter:       time.Hour,
 		CanaryInterval:      time.Second,
 		CanaryMaxInterval:   5 * time.Second,
+		MisconfiguredOpen:   time.Hour,
 	}
 }
 
@@ -137,6 +142,8 @@ func (p Policy) Validate() error {
 		return &PolicyError{"hang_after", fmt.Sprintf("must be between 0 (off) and %s, got %s", MaxHangAfter, p.HangAfter)}
 	case p.MaxRetryAfter < time.Second:
 		return &PolicyError{"max_retry_after", fmt.Sprintf("must be at least 1s, got %s", p.MaxRetryAfter)}
+	case p.MisconfiguredOpen < time.Second:
+		return &PolicyError{"misconfigured_open", fmt.Sprintf("must be at least 1s, got %s", p.MisconfiguredOpen)}
 	case p.MinAgents < 0:
 		return &PolicyError{"min_agents", "must be 0 (off) or more"}
 	case p.CanaryInterval < time.Millisecond:

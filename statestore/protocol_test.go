@@ -160,6 +160,15 @@ func TestStore_ReportProtocol(t *testing.T) {
 			}
 		})
 
+		t.Run("a provider that refuses the credentials opens for misconfigured_open", func(t *testing.T) {
+			p := fastPolicy()
+			p.MisconfiguredOpen = 2 * time.Hour
+			r := report2(t, s, "misconf", p, "a1", statestore.Batch{Fenced: true, Fail: 1, TrailingFail: 1, Misconfigured: 1, LastError: "openai: HTTP 401 invalid_api_key"})
+			if r.State != statestore.StateOpen || r.Transition == nil || r.Transition.Reason != "misconfigured" || r.RetryInMS < (2*time.Hour-time.Minute).Milliseconds() {
+				t.Fatalf("one 401: %+v %+v, want open for about 2h, reason misconfigured", r.Snapshot, r.Transition)
+			}
+		})
+
 		t.Run("the permit holder can give its window back", func(t *testing.T) {
 			p := fastPolicy()
 			r := halfOpen(t, s, "release", p)

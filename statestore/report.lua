@@ -13,7 +13,8 @@
 -- ARGV[32] hung oldest ms  ARGV[33] retry_after_ms  ARGV[34] last_error
 -- ARGV[35] probe epoch (0 = none)  ARGV[36] probe gen  ARGV[37] probe ok
 -- ARGV[38] probe error  ARGV[39] probe retry_after_ms  ARGV[40] probe
--- nonce  ARGV[41] probe release (1/0)
+-- nonce  ARGV[41] probe release (1/0)  ARGV[42] misconfigured (failures
+-- for the callers' credentials: 401, 403)  ARGV[43] misconfigured_open ms
 -- Returns reply() (common.lua); code 1 when the batch made a transition;
 -- applied is applied, duplicate or stale; probe is applied, released or
 -- refused when the batch carried one; local_open_ms > 0 tells the agent to
@@ -27,6 +28,7 @@ local last_ok_age = tonumber(A(9))
 local hung, hung_waiting, hung_oldest = tonumber(A(10)), tonumber(A(11)), tonumber(A(12))
 local retry_after_ms, last_error = tonumber(A(13)), A(14)
 local probe_epoch = tonumber(A(15))
+local misconfigured, misconfigured_open = tonumber(A(22)), tonumber(A(23))
 
 local s = load()
 
@@ -168,7 +170,14 @@ end
 local reason
 local open_ms = base_open_ms()
 local ra, capped = retry_after(retry_after_ms)
-if ra > 0 then
+if misconfigured > 0 then
+  -- Refused for who called (a key, a permission): it will not heal by
+  -- itself in a minute; no quorum either, every caller has the key.
+  local old = effective(s)
+  s.open_ms = base_open_ms()
+  open_for(s, math.max(misconfigured_open, ra))
+  return commit(s, old, 'trip', 'misconfigured')
+elseif ra > 0 then
   reason = retry_after_reason(capped)
   open_ms = ra
 elseif P.threshold > 0 and s.consec >= P.threshold then

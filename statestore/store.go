@@ -89,7 +89,11 @@ type Batch struct {
 	HungWaiting int64
 	HungOldest  time.Duration
 	RetryAfter  time.Duration // the largest Retry-After seen; 0 = none
-	LastError   string
+	// Misconfigured counts failures the provider gave for the caller's
+	// credentials (401, 403): they open the breaker for the policy's
+	// MisconfiguredOpen, reason misconfigured.
+	Misconfigured int64
+	LastError     string
 	// Probe is the traffic-mode probe's verdict, when this batch carries it.
 	Probe *ProbeOutcome
 }
@@ -118,7 +122,7 @@ type ProbeOutcome struct {
 // Result.Applied says which.
 func (s *Store) Report(ctx context.Context, name string, p Policy, agent string, b Batch) (Result, error) {
 	if b.OK < 0 || b.Fail < 0 || b.TrailingFail < 0 || b.Slow < 0 || b.RetryAfter < 0 || b.Hung < 0 ||
-		b.HungWaiting < 0 || b.HungOldest < 0 || b.LastOKAge < 0 || b.Seq < 0 || b.Version < 0 {
+		b.HungWaiting < 0 || b.HungOldest < 0 || b.LastOKAge < 0 || b.Seq < 0 || b.Version < 0 || b.Misconfigured < 0 {
 		return Result{}, fmt.Errorf("%w: negative count in batch", ErrInvalid)
 	}
 	if b.TrailingFail > b.Fail {
@@ -136,7 +140,8 @@ func (s *Store) Report(ctx context.Context, name string, p Policy, agent string,
 		b.Boot, i64(b.Seq), boolArg(b.Fenced), b.Gen, i64(b.Version),
 		i64(b.OK), i64(b.Fail), i64(b.TrailingFail), i64(b.Slow), ms(b.LastOKAge),
 		i64(b.Hung), i64(b.HungWaiting), ms(b.HungOldest), ms(b.RetryAfter), b.LastError,
-		pe, pgen, pok, perr, pra, pnonce, prel)
+		pe, pgen, pok, perr, pra, pnonce, prel,
+		i64(b.Misconfigured), ms(p.MisconfiguredOpen))
 }
 
 // Tick moves a breaker whose open time has passed to half-open, starts a
