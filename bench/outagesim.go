@@ -36,18 +36,36 @@ import (
 // The seed's scenario, in its own units; SimConfig.Scale divides every
 // duration alike.
 const (
-	simWarmup       = 60 * time.Second
-	simOutage       = 5 * time.Minute
-	simAfter        = 2 * time.Minute
-	simPerMinute    = 100
-	simTimeout      = 30 * time.Second // provider timeout
-	simDeadline     = 60 * time.Second // a user gives up after this
-	simAttempts     = 3                // the baseline's tenacity: 3 attempts...
-	simBackoffMin   = 2 * time.Second  // ...with exponential backoff from 2 s...
-	simBackoffMax   = 10 * time.Second // ...to 10 s
-	simOpenTimeout  = 60 * time.Second // breaker reset timeout, as the seed
-	simMaxOpen      = 2 * time.Minute
-	simCanaryTimout = 10 * time.Second
+	simWarmup      = 60 * time.Second
+	simOutage      = 5 * time.Minute
+	simAfter       = 2 * time.Minute
+	simPerMinute   = 100
+	simTimeout     = 30 * time.Second // provider timeout
+	simDeadline    = 60 * time.Second // a user gives up after this
+	simAttempts    = 3                // the baseline's tenacity: 3 attempts...
+	simBackoffMin  = 2 * time.Second  // ...with exponential backoff from 2 s...
+	simBackoffMax  = 10 * time.Second // ...to 10 s
+	simOpenTimeout = 60 * time.Second // the per-replica breaker's reset timeout, as the seed
+)
+
+// fusebox runs with the shipped examples' values (examples/fusebox.yaml,
+// examples/sidecar.yaml; TestSim_UsesTheShippedDefaults keeps them equal).
+const (
+	simHangAfter      = 2 * time.Second
+	simCanaryEvery    = time.Second
+	simCanaryMax      = 5 * time.Second
+	simCanaryTimeout  = 3 * time.Second
+	simProbeTimeout   = 30 * time.Second
+	simConnect        = 2 * time.Second
+	simFirstByte      = 30 * time.Second
+	simFirstToken     = 10 * time.Second
+	simStall          = 10 * time.Second
+	simTotal          = 120 * time.Second
+	simHedgeMin       = 2 * time.Second
+	simHedgeMax       = 8 * time.Second
+	simRetryBase      = 100 * time.Millisecond
+	simRetryMax       = 2 * time.Second
+	simHangResolution = 100 * time.Millisecond
 )
 
 // Modes the simulation compares.
@@ -73,16 +91,25 @@ type SimConfig struct {
 
 // SimResult is one mode's row of the seed's table.
 type SimResult struct {
-	Mode                 string
-	Requests             int
-	UserErrors           int
+	Mode       string
+	Requests   int
+	UserErrors int
+	// FailingProviderCalls are the users' calls that reached the primary
+	// while it hung; CanaryCalls the canaries (cheap, no user waits).
 	FailingProviderCalls int64
+	CanaryCalls          int64
 	MeanLatency          time.Duration
 	P99Latency           time.Duration
-	PeakInFlight         int64
-	PeakGoroutines       int
-	FirstBack            time.Duration // recovery until the first request served by the primary
-	AllBack              time.Duration // ... until every replica was served by it
+	// Outage* are the users' response times for requests that began
+	// during the outage.
+	OutageMean, OutageP99, OutageMax time.Duration
+	// Trip is the time from the hang to the cluster's trip (fusebox
+	// only; -1 elsewhere).
+	Trip           time.Duration
+	PeakInFlight   int64
+	PeakGoroutines int
+	FirstBack      time.Duration // recovery until the first request served by the primary
+	AllBack        time.Duration // ... until every replica was served by it
 }
 
 // sim is one run's shared state.
@@ -91,6 +118,8 @@ type sim struct {
 	fp     *fakeprovider.Server
 	fpURL  string
 	client *http.Client
+	// tripped returns when the cluster tripped (fusebox mode).
+	tripped func() time.Time
 }
 
 func (s *sim) d(x time.Duration) time.Duration { return time.Duration(float64(x) / s.cfg.Scale) }
@@ -154,6 +183,7 @@ func (s *sim) run(parent context.Context, mode string) (SimResult, error) {
 	if s.fpURL, err = serve(ctx, s.fp); err != nil {
 		return SimResult{}, err
 	}
+	s.tripped = nil
 	var apps []app
 	switch mode {
 	case ModeNone:
@@ -211,8 +241,9 @@ var errUpstream = errors.New("upstream error")
 // straight to the fallback. The app keeps working after its user gave up,
 // as a handler that does not watch its client would.
 func (s *sim) baseline(cb *gobreaker.CircuitBreaker[struct{}]) app {
+	fpURL := s.fpURL // this mode's: its goroutines may outlive it
 	callPrimary := func(ctx context.Context) error {
-		resp, err := s.post(ctx, s.fpURL+"/openai/v1/chat/completions", s.d(simTimeout), "Authorization", "Bearer sk-sim")
+		resp, err := s.post(ctx, fpURL+"/openai/v1/chat/completions", s.d(simTimeout), "Authorization", "Bearer sk-sim")
 		if err != nil {
 			return err
 		}
@@ -241,7 +272,7 @@ func (s *sim) baseline(cb *gobreaker.CircuitBreaker[struct{}]) app {
 				time.Sleep(s.d(wait) + time.Duration(mrand.Int64N(int64(s.d(time.Second))+1)))
 			}
 		}
-		resp, err := s.post(work, s.fpURL+"/ollama/v1/chat/completions", s.d(simTimeout))
+		resp, err := s.post(work, fpURL+"/ollama/v1/chat/completions", s.d(simTimeout))
 		if err != nil {
 			return "", err
 		}
@@ -280,8 +311,9 @@ func (s *sim) fusebox(ctx context.Context) ([]app, error) {
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 defaults:
   consecutive_failures: 5
-  open_timeout: %s
-  max_open_timeout: %s
+  hang_after: %s
+  canary_interval: %s
+  canary_max_interval: %s
   probe_timeout: %s
 breakers:
   openai:
@@ -290,7 +322,7 @@ breakers:
       url: %s/openai/v1
       model: gpt-4o-mini
       timeout: %s
-`, s.d(simOpenTimeout), s.d(simMaxOpen), s.d(simCanaryTimout)*3, s.fpURL, s.d(simCanaryTimout))))
+`, s.d(simHangAfter), s.d(simCanaryEvery), s.d(simCanaryMax), s.d(simProbeTimeout), s.fpURL, s.d(simCanaryTimeout))))
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +330,7 @@ breakers:
 	if err != nil {
 		return nil, err
 	}
-	coord, err := coordinator.New(coordinator.Config{ID: "sim-coordinator", TickInterval: 20 * time.Millisecond, Canaries: canaries,
+	coord, err := coordinator.New(coordinator.Config{ID: "sim-coordinator", TickInterval: max(s.d(100*time.Millisecond), 5*time.Millisecond), Canaries: canaries,
 		ProbeLockMargin: s.d(2 * time.Second)}, store, cfg)
 	if err != nil {
 		return nil, err
@@ -314,24 +346,40 @@ providers:
     kind: openai
     base_url: %[1]s/openai/v1
     api_key_env: SIM_KEY
-    timeouts: {connect: %[2]s, first_byte: %[3]s, total: %[3]s}
+    timeouts: {connect: %[2]s, first_byte: %[3]s, first_token: %[4]s, stall: %[5]s, total: %[6]s}
   ollama:
     kind: ollama
     base_url: %[1]s/ollama
     models: {"*": "llama3.2:1b"}
-    timeouts: {connect: %[2]s, first_byte: %[3]s, total: %[3]s}
+    timeouts: {connect: %[2]s, first_byte: %[3]s, first_token: %[4]s, stall: %[5]s, total: %[6]s}
 routes:
   - name: chat
     chain: [openai, ollama]
-retry: {attempts: %[4]d, base: %[5]s, max: %[6]s}
-`, s.fpURL, s.d(2*time.Second), s.d(simTimeout), simAttempts, s.d(simBackoffMin), s.d(simBackoffMax))), func(string) string { return "sk-sim" })
+    hedge: {after: p95, min: %[7]s, max: %[8]s}
+retry: {attempts: 3, base: %[9]s, max: %[10]s}
+`, s.fpURL, s.d(simConnect), s.d(simFirstByte), s.d(simFirstToken), s.d(simStall), s.d(simTotal),
+		s.d(simHedgeMin), s.d(simHedgeMax), s.d(simRetryBase), s.d(simRetryMax))), func(string) string { return "sk-sim" })
 	if err != nil {
 		return nil, err
+	}
+	s.tripped = func() time.Time {
+		evs, err := store.Events(context.Background(), "openai", 1000, "")
+		if err != nil {
+			return time.Time{}
+		}
+		var first time.Time
+		for _, e := range evs { // newest first
+			if e.Event == "trip" {
+				first = e.Time
+			}
+		}
+		return first
 	}
 	var apps []app
 	for i := range s.cfg.Replicas {
 		a, err := agentlib.New(agentlib.Config{CoordinatorURL: coordURL, Redis: rdb, Prefix: prefix, Token: agentToken,
-			AgentID: fmt.Sprintf("sim-sidecar-%d", i), ResyncInterval: max(s.d(time.Second), 50*time.Millisecond)})
+			AgentID: fmt.Sprintf("sim-sidecar-%d", i), ResyncInterval: max(s.d(time.Second), 50*time.Millisecond),
+			HangResolution: max(s.d(simHangResolution), 2*time.Millisecond)})
 		if err != nil {
 			return nil, err
 		}
@@ -368,6 +416,7 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 	var (
 		mu         sync.Mutex
 		latencies  []time.Duration
+		during     []time.Duration // requests begun during the outage
 		errs       int
 		inFlight   atomic.Int64
 		peakFlight atomic.Int64
@@ -395,7 +444,8 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 	}()
 	start := time.Now()
 	outageAt, healAt := s.d(simWarmup), s.d(simWarmup+simOutage)
-	var callsAtOutage, callsAtHeal int64
+	var callsAtOutage, callsAtHeal, canariesAtOutage, canariesAtHeal int64
+	var outageBegan time.Time
 	phase := 0
 	fmt.Fprintf(s.cfg.Progress, "%s: %d requests over %s (scale %g)\n", mode, n, s.d(total).Round(time.Second), s.cfg.Scale)
 	for i := range n {
@@ -410,7 +460,8 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 		el := time.Since(start)
 		if phase == 0 && el >= outageAt {
 			phase = 1
-			callsAtOutage = s.fp.Calls("openai")
+			callsAtOutage, canariesAtOutage = s.fp.Calls("openai"), s.fp.CanaryCalls("openai")
+			outageBegan = time.Now()
 			if err := s.fp.SetFault("openai", fakeprovider.Fault{Kind: fakeprovider.FaultHang}); err != nil {
 				return res, err
 			}
@@ -419,11 +470,12 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 		if phase == 1 && el >= healAt {
 			phase = 2
 			s.fp.ClearFault("openai")
-			callsAtHeal = s.fp.Calls("openai")
+			callsAtHeal, canariesAtHeal = s.fp.Calls("openai"), s.fp.CanaryCalls("openai")
 			healedAt.Store(time.Now().UnixNano())
 			fmt.Fprintf(s.cfg.Progress, "%s: the primary heals\n", mode)
 		}
 		replica := i % len(apps)
+		inOutage := phase == 1
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -450,6 +502,9 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 			mu.Lock()
 			defer mu.Unlock()
 			latencies = append(latencies, took)
+			if inOutage {
+				during = append(during, took)
+			}
 			if o.err != nil {
 				errs++
 				return
@@ -466,14 +521,16 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 	}
 	res.Requests = n
 	res.UserErrors = errs
-	res.FailingProviderCalls = callsAtHeal - callsAtOutage
-	var sum time.Duration
-	for _, l := range latencies {
-		sum += l
+	res.CanaryCalls = canariesAtHeal - canariesAtOutage
+	res.FailingProviderCalls = callsAtHeal - callsAtOutage - res.CanaryCalls
+	res.MeanLatency, res.P99Latency, _ = s.stats(latencies)
+	res.OutageMean, res.OutageP99, res.OutageMax = s.stats(during)
+	res.Trip = -1
+	if s.tripped != nil {
+		if at := s.tripped(); !at.IsZero() {
+			res.Trip = s.real(at.Sub(outageBegan))
+		}
 	}
-	slices.Sort(latencies)
-	res.MeanLatency = s.real(sum / time.Duration(len(latencies)))
-	res.P99Latency = s.real(latencies[int(math.Min(float64(len(latencies)-1), float64(len(latencies))*0.99))])
 	res.PeakInFlight = peakFlight.Load()
 	res.PeakGoroutines = int(peakG.Load())
 	healed := time.Unix(0, healedAt.Load())
@@ -503,22 +560,48 @@ func (s *sim) load(ctx context.Context, mode string, apps []app) (SimResult, err
 	return res, nil
 }
 
+// stats are the mean, p99 and max of ds, in real-scenario units.
+func (s *sim) stats(ds []time.Duration) (mean, p99, most time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	var sum time.Duration
+	for _, l := range ds {
+		sum += l
+	}
+	slices.Sort(ds)
+	return s.real(sum / time.Duration(len(ds))), s.real(ds[int(math.Min(float64(len(ds)-1), float64(len(ds))*0.99))]), s.real(ds[len(ds)-1])
+}
+
 // WriteTable prints the rows as the seed's table.
 func WriteTable(w io.Writer, cfg SimConfig, rows []SimResult) {
 	fmt.Fprintf(w, "Outage simulation: %d replicas, %d requests/minute, %s warm-up, %s outage (primary hangs; %s timeouts), %s after; time scale %g (durations below in real-scenario units)\n\n",
 		cfg.Replicas, simPerMinute, simWarmup, simOutage, simTimeout, simAfter, cfg.Scale)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\trequests\tuser-visible errors\tcalls to failing provider\tmean response\tp99 response\tpeak in flight\tpeak goroutines\tfirst back on primary\tall back on primary\t")
+	fmt.Fprintln(tw, "mode\trequests\tuser-visible errors\tcalls to failing provider (canaries)\tmean response\tp99 response\tduring the outage: mean / p99 / max\ttrip after\tpeak in flight\tpeak goroutines\tfirst back on primary\tall back on primary\t")
 	dur := func(d time.Duration) string {
-		if d < 0 {
+		switch {
+		case d < 0:
 			return "never"
+		case d < 10*time.Second:
+			return d.Round(10 * time.Millisecond).String()
 		}
 		return d.Round(100 * time.Millisecond).String()
 	}
+	trip := func(d time.Duration) string {
+		if d < 0 {
+			return "-"
+		}
+		return dur(d)
+	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d (%.1f%%)\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t\n", r.Mode, r.Requests, r.UserErrors,
-			100*float64(r.UserErrors)/float64(max(r.Requests, 1)), r.FailingProviderCalls, dur(r.MeanLatency), dur(r.P99Latency),
+		fmt.Fprintf(tw, "%s\t%d\t%d (%.1f%%)\t%d (%d)\t%s\t%s\t%s / %s / %s\t%s\t%d\t%d\t%s\t%s\t\n", r.Mode, r.Requests, r.UserErrors,
+			100*float64(r.UserErrors)/float64(max(r.Requests, 1)), r.FailingProviderCalls, r.CanaryCalls, dur(r.MeanLatency), dur(r.P99Latency),
+			dur(r.OutageMean), dur(r.OutageP99), dur(r.OutageMax), trip(r.Trip),
 			r.PeakInFlight, r.PeakGoroutines, dur(r.FirstBack), dur(r.AllBack))
 	}
+	// The seed article's own figures for its scenario, beside ours.
+	fmt.Fprintln(tw, "seed article: no breaker\t\t~500\t~1000\t> 30s\t\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "seed article: breaker\t\t< 50\t~5\t< 2s\t\t\t\t\t\t\t\t")
 	_ = tw.Flush()
 }
