@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/fusebox-io/fusebox/provider"
 )
 
 // maxBody caps how much of a response a canary reads.
@@ -70,7 +72,9 @@ func do(ctx context.Context, client *http.Client, timeout time.Duration, method,
 	ok, reason := judge(resp.StatusCode, b)
 	r := Result{OK: ok, Reason: reason, Status: resp.StatusCode}
 	if !ok {
-		r.RetryAfter = RetryAfter(resp.Header, time.Now())
+		// Retry-After, or the rate limits the answer says are exhausted
+		// until their reset: the longer.
+		r.RetryAfter = provider.RetryIn(resp.Header, time.Now())
 	}
 	return res(r)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/fusebox-io/fusebox/provider"
 )
 
 type openAICanary struct {
@@ -70,7 +72,7 @@ func (c *anthropicCanary) Probe(ctx context.Context) Result {
 	headers := map[string]string{
 		"Content-Type":      "application/json",
 		"x-api-key":         c.key,
-		"anthropic-version": "2023-06-01",
+		"anthropic-version": provider.AnthropicVersion,
 	}
 	return do(ctx, c.client, c.spec.Timeout, http.MethodPost, c.spec.URL+"/v1/messages", headers, bytes.NewReader(body), func(status int, b []byte) (bool, string) {
 		if status != http.StatusOK {

@@ -66,7 +66,10 @@ type Result struct {
 	Reason string
 	// Status is the HTTP status, 0 when there was no response.
 	Status int
-	// RetryAfter is the response's Retry-After, 0 when none.
+	// RetryAfter is how long the failed response asked callers to stay
+	// away: its Retry-After (or retry-after-ms), or the reset of the
+	// rate limits it says are exhausted, the longer (provider.RetryIn);
+	// 0 when none.
 	RetryAfter time.Duration
 	Took       time.Duration
 }

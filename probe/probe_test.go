@@ -267,28 +267,26 @@ func TestNew_RefusesBadSpecs(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+func TestCanary_RetryAfterFromRateLimits(t *testing.T) {
 	for _, tc := range []struct {
-		h    map[string]string
-		want time.Duration
+		name    string
+		headers map[string]string
+		want    time.Duration
 	}{
-		{map[string]string{"Retry-After": "30"}, 30 * time.Second},
-		{map[string]string{"Retry-After": "0"}, 0},
-		{map[string]string{"Retry-After": "-5"}, 0},
-		{map[string]string{"Retry-After": "soon"}, 0},
-		{map[string]string{"Retry-After": now.Add(90 * time.Second).Format(http.TimeFormat)}, 90 * time.Second},
-		{map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, 0},
-		{map[string]string{"retry-after-ms": "250", "Retry-After": "1"}, 250 * time.Millisecond},
-		{map[string]string{"Retry-After": "99999999"}, probe.MaxRetryAfter},
-		{nil, 0},
+		{"OpenAI's exhausted requests", map[string]string{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"}, 20 * time.Second},
+		{"the longer of Retry-After and the reset", map[string]string{"Retry-After": "3", "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m0s"}, time.Minute},
+		{"limits left: Retry-After alone", map[string]string{"Retry-After": "3", "x-ratelimit-remaining-requests": "7", "x-ratelimit-reset-requests": "1m0s"}, 3 * time.Second},
 	} {
-		h := http.Header{}
-		for k, v := range tc.h {
-			h.Set(k, v)
-		}
-		if got := probe.RetryAfter(h, now); got != tc.want {
-			t.Errorf("%v: %s, want %s", tc.h, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := serve(t, func(w http.ResponseWriter, r *http.Request, _ map[string]any) {
+				jsonReply(w, 429, tc.headers, `{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}`)
+			})
+			r := mustNew(t, probe.Spec{Kind: probe.KindOpenAI, URL: url, Model: "m"}).Probe(context.Background())
+			// The reset is read relative to the response: allow for the
+			// time the probe took.
+			if r.OK || r.RetryAfter > tc.want || r.RetryAfter < tc.want-time.Second {
+				t.Fatalf("result %+v, want a failure with RetryAfter %s", r, tc.want)
+			}
+		})
 	}
 }

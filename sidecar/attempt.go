@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/agentlib"
-	"github.com/fusebox-io/fusebox/probe"
+	"github.com/fusebox-io/fusebox/provider"
 )
 
 // Why an attempt's context ended, besides the caller leaving.
@@ -226,7 +226,7 @@ func (a *attempt) do() {
 	if resp.StatusCode != http.StatusOK {
 		a.markResponded()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		v := classifyStatus(a.p, resp.StatusCode, body, probe.RetryAfter(resp.Header, time.Now()))
+		v := classifyStatus(a.p, resp.StatusCode, body, provider.RetryAfter(resp.Header, time.Now()))
 		reason := a.s.redact.string(v.reason)
 		if v.quota {
 			a.s.log.Error().Str("provider", a.p.Name).Str("reason", reason).Msg("quota or billing exhausted: the cluster stays off this provider")
@@ -361,8 +361,8 @@ func (a *attempt) read() ([][]byte, bool, error) {
 		if string(data) == "[DONE]" {
 			return nil, true, nil
 		}
-		if typ, code, msg := probe.ProviderError(data); typ != "" || code != "" || msg != "" {
-			return nil, false, fmt.Errorf("error mid-stream: %s", firstNonEmpty(msg, code, typ))
+		if e := provider.ParseError(data); e.Shape != provider.ShapeUnknown {
+			return nil, false, fmt.Errorf("error mid-stream: %s", firstNonEmpty(e.Message, e.CodeString(), e.Type))
 		}
 		return [][]byte{data}, false, nil
 	}

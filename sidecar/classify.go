@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/agentlib"
-	"github.com/fusebox-io/fusebox/probe"
+	"github.com/fusebox-io/fusebox/provider"
 )
 
 // action is what the sidecar does after a provider's answer.
@@ -36,7 +36,8 @@ const quotaOpen = 24 * time.Hour
 
 // classifyStatus applies PROVIDERS.md's table to an error status.
 func classifyStatus(p *Provider, status int, body []byte, retryAfter time.Duration) verdict {
-	typ, code, msg := probe.ProviderError(body)
+	e := provider.ParseError(body)
+	typ, code, msg := e.Type, e.CodeString(), e.Message
 	err := fmt.Errorf("%s: HTTP %d %s", p.Name, status, firstNonEmpty(code, typ, http.StatusText(status)))
 	switch {
 	case status == http.StatusTooManyRequests && (code == "insufficient_quota" || typ == "insufficient_quota"),

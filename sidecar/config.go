@@ -260,7 +260,7 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, &ConfigError{Field: "providers", Reason: "name at least one provider"}
 	}
 	for _, name := range slices.Sorted(maps.Keys(f.Providers)) {
-		p, err := provider(name, f.Providers[name], getenv)
+		p, err := parseProvider(name, f.Providers[name], getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +338,7 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-func provider(name string, fp fileProvider, getenv func(string) string) (*Provider, error) {
+func parseProvider(name string, fp fileProvider, getenv func(string) string) (*Provider, error) {
 	field := "providers." + name
 	if !statestore.ValidName(name) {
 		return nil, &ConfigError{Field: field, Reason: "invalid name: use 1-128 of A-Z a-z 0-9 . _ -"}

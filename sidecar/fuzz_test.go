@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/fusebox-io/fusebox/probe"
+	"github.com/fusebox-io/fusebox/provider"
 )
 
 // FuzzRequest: any body either parses into a request that translates (or
@@ -32,7 +32,7 @@ func FuzzProviderAnswers(f *testing.F) {
 	f.Add([]byte("data: {\"error\":{\"code\":502}}\n\ndata: [DONE]\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = fromAnthropic(b)
-		_, _, _ = probe.ProviderError(b)
+		_ = provider.ParseError(b)
 		s := &anthropicStream{includeUsage: true}
 		rd := bufio.NewReader(bytes.NewReader(b))
 		for range 100 {

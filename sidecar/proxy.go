@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/agentlib"
-	"github.com/fusebox-io/fusebox/probe"
+	"github.com/fusebox-io/fusebox/provider"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -391,7 +391,8 @@ func readSSE(rd *bufio.Reader) (string, []byte, error) {
 func (s *Server) answerClientError(w http.ResponseWriter, p *Provider, status int, body []byte) {
 	w.Header().Set(HeaderProvider, p.Name)
 	if p.Kind == KindAnthropic || len(body) == 0 {
-		typ, _, msg := probe.ProviderError(body)
+		e := provider.ParseError(body)
+		typ, msg := e.Type, e.Message
 		if msg == "" {
 			msg = http.StatusText(status)
 		}
