@@ -42,8 +42,14 @@ type Config struct {
 	// AgentID names this agent in reports and the journal. Default
 	// "<hostname>-<pid>".
 	AgentID string
-	// FlushInterval is how often pending outcomes are sent; a failure is
-	// sent at once. Default 10ms.
+	// FlushInterval is how long successes may wait on the agent while
+	// nothing fails: failures, hung calls and probe verdicts are sent at
+	// once, with every success pending. A healthy fleet then costs one
+	// report per agent per interval, whatever its traffic. The cluster's
+	// rate rules see other agents' successes up to this late (a window of
+	// W seconds may miss FlushInterval/W of its successes); consecutive
+	// failures stay exact (a report says how old its last success is).
+	// Default 1s.
 	FlushInterval time.Duration
 	// ResyncInterval bounds how stale the mirror can be when pub/sub
 	// messages are lost: every interval the agent compares versions with
@@ -136,7 +142,7 @@ func New(cfg Config) (*Agent, error) {
 		coords = append(coords, strings.TrimRight(u.String(), "/"))
 	}
 	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = 10 * time.Millisecond
+		cfg.FlushInterval = time.Second
 	}
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = time.Second

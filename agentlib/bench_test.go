@@ -23,9 +23,12 @@ var sink error
 // breaker, gobreaker v2's local breaker (two-step and Execute), and the
 // fusebox agent, serial and parallel, in the same run.
 func BenchmarkAllowDone(b *testing.B) {
-	c := testcluster.Start(b, testcluster.Options{})
+	c := testcluster.Start(b, testcluster.Options{ConfigYAML: "breakers:\n  tracked:\n    hang_after: 2s\n"})
 	a := newAgent(b, c, "bench")
 	fb := breaker(b, a, "openai")
+	// With hang_after: every call is stamped in its tick's slot.
+	tracked := breaker(b, a, "tracked")
+	testcluster.Eventually(b, 3*time.Second, "the tracked breaker's policy", func() bool { return tracked.HangAfter() > 0 })
 	two := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{Name: "openai"})
 	exe := gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{Name: "openai"})
 	work := func() error { return nil }
@@ -57,6 +60,27 @@ func BenchmarkAllowDone(b *testing.B) {
 				return
 			}
 			done(agentlib.Success())
+		}},
+		{"fusebox-in-flight-tracked", func() {
+			done, err := tracked.Allow()
+			if err != nil {
+				sink = err
+				return
+			}
+			if err := work(); err != nil {
+				done(agentlib.Failure(err))
+				return
+			}
+			done(agentlib.Success())
+		}},
+		{"fusebox-begin-responding-done", func() {
+			call, err := tracked.Begin()
+			if err != nil {
+				sink = err
+				return
+			}
+			call.Responding()
+			call.Done(agentlib.Success())
 		}},
 	}
 	for _, tc := range cases {

@@ -14,8 +14,9 @@ import (
 )
 
 // flushLoop sends pending outcomes every FlushInterval, at once after a
-// failure (coalesced: one report carries every failure that arrived while
-// the previous one was in flight), and a heartbeat every ResyncInterval.
+// failure, a hung call or a probe verdict (coalesced: one report carries
+// every failure that arrived while the previous one was in flight, and
+// every success pending), and a heartbeat every ResyncInterval.
 // It owns the report path; on stop it sends what is pending, once.
 func (a *Agent) flushLoop() {
 	ticker := time.NewTicker(a.cfg.FlushInterval)

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
@@ -23,22 +24,55 @@ import (
 // waited longer than hang_after, and how long the oldest has, with no
 // per-call record and no allocation.
 type tally struct {
+	// Read on every call, written once.
 	b       *Breaker
 	gen     string
 	version int64
+	doneFn  func(Outcome)        // records an untracked call's outcome (no ring)
+	ring    atomic.Pointer[ring] // nil until tracking is on
 
-	ok, fail, trailing, slow atomic.Int64
-	misconfigured            atomic.Int64
-	hung                     atomic.Int64 // calls that crossed hang_after, not yet reported
-	lastOK                   atomic.Int64 // tick of the last success
-	retryAfterMS             atomic.Int64 // the largest seen
-	lastErr                  atomic.Pointer[string]
-	dirty                    atomic.Bool
+	// Read on every success, written rarely (a failure, a new tick, a
+	// flush): shared reads, on their own cache lines.
+	_        [64]byte
+	trailing atomic.Int64 // failures since the last success
+	_        [56]byte
+	lastOK   atomic.Int64 // tick of the last success
+	_        [56]byte
+	dirty    atomic.Bool
+	_        [63]byte
 
-	// doneFn records an untracked call's outcome (no ring).
-	doneFn func(Outcome)
+	// Written on every success: one counter per shard, each on its own
+	// cache line, so calls on different cores do not share a line.
+	ok [okShards]paddedInt64
 
-	ring atomic.Pointer[ring] // nil until tracking is on
+	// The failure path's: rare.
+	fail, slow, misconfigured atomic.Int64
+	hung                      atomic.Int64 // calls that crossed hang_after, not yet reported
+	retryAfterMS              atomic.Int64 // the largest seen
+	lastErr                   atomic.Pointer[string]
+}
+
+// okShards counters share the successes; a call picks one by where its
+// goroutine's stack is (goroutines' stacks are apart; the pick costs one
+// shift, and a goroutine that moves just picks another shard).
+const okShards = 8
+
+type paddedInt64 struct {
+	atomic.Int64
+	_ [56]byte
+}
+
+func shard() int {
+	var here byte
+	return int(uintptr(unsafe.Pointer(&here))>>13) & (okShards - 1)
+}
+
+func (t *tally) takeOK() int64 {
+	var n int64
+	for i := range t.ok {
+		n += t.ok[i].Swap(0)
+	}
+	return n
 }
 
 func newTally(b *Breaker, s statestore.Snapshot) *tally {
@@ -273,7 +307,7 @@ func (s *slot) finish(o Outcome, responded, hung bool) {
 func (t *tally) record(o Outcome, s *slot) {
 	switch o.kind {
 	case kindSuccess:
-		t.ok.Add(1)
+		t.ok[shard()].Add(1)
 		if t.trailing.Load() != 0 {
 			t.trailing.Store(0)
 		}
@@ -340,7 +374,7 @@ func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration
 		Name:          name,
 		Gen:           t.gen,
 		Version:       &version,
-		OK:            t.ok.Swap(0),
+		OK:            t.takeOK(),
 		Fail:          t.fail.Swap(0),
 		TrailingFail:  t.trailing.Swap(0),
 		Slow:          t.slow.Swap(0),

@@ -61,7 +61,9 @@ type Hedge struct {
 	// the provider's recent first-byte times instead.
 	After time.Duration
 	// Percentile (e.g. 95) of the provider's last 256 first-byte times,
-	// clamped to [Min, Max]; Max until 20 were seen.
+	// clamped to [Min, Max]; Min until 20 were seen (a sidecar that just
+	// started hedges early rather than let a user wait on a hang: the
+	// retry budget bounds what that costs).
 	Percentile float64
 	Min, Max   time.Duration
 }
@@ -73,7 +75,7 @@ func (h *Hedge) wait(p *Provider, stats *firstBytes) time.Duration {
 	}
 	d, ok := stats.percentile(p.Name, h.Percentile)
 	if !ok {
-		return h.Max
+		return h.Min
 	}
 	return min(max(d, h.Min), h.Max)
 }
@@ -449,11 +451,11 @@ func parseHedge(field, after string, lo, hi *config.Duration) (*Hedge, error) {
 			return nil, &ConfigError{Field: field + ".after", Reason: fmt.Sprintf("%q: want a percentile p1 to p99.9", after)}
 		}
 		h.Percentile = pct
-		if h.Max <= 0 {
-			return nil, &ConfigError{Field: field + ".max", Reason: "required with a percentile: the wait until enough first-byte times were seen, and the longest"}
+		if h.Min <= 0 {
+			return nil, &ConfigError{Field: field + ".min", Reason: "required with a percentile: the shortest wait, and the wait until 20 first-byte times were seen"}
 		}
-		if h.Min < 0 || h.Min > h.Max {
-			return nil, &ConfigError{Field: field + ".min", Reason: "want 0 to max"}
+		if h.Max < h.Min {
+			return nil, &ConfigError{Field: field + ".max", Reason: "required with a percentile: the longest wait, at least min"}
 		}
 	default:
 		d, err := time.ParseDuration(after)
