@@ -58,6 +58,7 @@ func TestServer_EveryRouteWithEveryRole(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{})
 	h := c.Coordinators[0].API
 	c.Trip(t, "openai", 5)
+	c.Trip(t, "doomed", 1)
 	tokens := map[string]string{
 		"none": "", "bogus": "not-a-token-of-ours-at-all", "read": testcluster.ReadToken,
 		"agent": testcluster.AgentToken, "admin": testcluster.AdminToken,
@@ -79,6 +80,8 @@ func TestServer_EveryRouteWithEveryRole(t *testing.T) {
 		{"GET", "/", "", open},
 		{"GET", "/assets/app.js", "", open},
 		{"POST", "/v1/reports", `{"agent":"a1","breakers":[{"name":"ollama","ok":1}]}`, agent},
+		{"POST", "/v1/permits", `{"agent":"a1","breaker":"openai","gen":"1.2","epoch":1,"nonce":"n1"}`, agent},
+		{"DELETE", "/v1/breakers/doomed", `{"reason":"matrix"}`, admin},
 		{"GET", "/v1/breakers", "", read},
 		{"GET", "/v1/breakers/openai", "", read},
 		{"POST", "/v1/breakers/openai/force-open", `{"reason":"matrix"}`, admin},
@@ -195,7 +198,14 @@ func TestServer_Overrides(t *testing.T) {
 			{"GET", "/v1/events/stream?replay=9999", ``, 400},
 			{"GET", "/v1/events/stream?last_event_id=garbage", ``, 400},
 			{"GET", "/assets/..%2f..%2fetc%2fpasswd", ``, 404},
-			{"DELETE", "/v1/breakers/openai", ``, 405},
+			{"DELETE", "/v1/breakers/openai", ``, 400},
+			{"DELETE", "/v1/breakers/openai", `{"reason":"x","ttl":"1m"}`, 400},
+			{"DELETE", "/v1/breakers/open%20ai", `{"reason":"x"}`, 400},
+			{"DELETE", "/v1/breakers/nobody", `{"reason":"x"}`, 404},
+			{"PUT", "/v1/breakers/openai", ``, 405},
+			{"GET", "/v1/breakers?limit=0", ``, 400},
+			{"GET", "/v1/breakers?limit=5000", ``, 400},
+			{"GET", "/v1/breakers?cursor=a%20b", ``, 400},
 		} {
 			rec := call(t, h, tc.method, tc.path, adm, tc.body)
 			if rec.Code != tc.want {
@@ -379,7 +389,7 @@ func TestServer_Metrics(t *testing.T) {
 	})
 	for _, want := range []string{
 		`fusebox_breaker_state{breaker="openai",state="open"} 1`,
-		`fusebox_breaker_state{breaker="openai",state="closed"} 0`,
+		`fusebox_breaker_state_omitted 0`,
 		`fusebox_transitions_total{from="closed",reason="consecutive_failures",to="open"}`,
 		`fusebox_reports_ingested_total`,
 		`fusebox_outcomes_total{result="fail"} 5`,
@@ -390,6 +400,10 @@ func TestServer_Metrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// One series per breaker: the state it is in.
+	if n := strings.Count(body, `fusebox_breaker_state{breaker="openai"`); n != 1 {
+		t.Errorf("%d fusebox_breaker_state series for openai, want 1", n)
 	}
 }
 

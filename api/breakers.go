@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fusebox-io/fusebox/coordinator"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -36,16 +37,52 @@ type OverrideRequest struct {
 	TTL string `json:"ttl,omitempty"`
 }
 
+// listBreakers serves one page of the breakers, sorted by name:
+// ?limit= (1-1000, default 100) after ?cursor= (the previous page's
+// next_cursor). next_cursor is empty on the last page.
 func (s *Server) listBreakers(c echo.Context) error {
-	bs, err := s.d.Breakers(c.Request().Context())
+	limit := coordinator.DefaultPageSize
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > coordinator.MaxPageSize {
+			return badRequest("limit: want 1-%d, got %q", coordinator.MaxPageSize, clipped(v))
+		}
+		limit = n
+	}
+	cursor := c.QueryParam("cursor")
+	if cursor != "" && !statestore.ValidName(cursor) {
+		return badRequest("cursor: want the next_cursor of the previous page, got %q", clipped(cursor))
+	}
+	page, err := s.d.Breakers(c.Request().Context(), cursor, limit)
 	if err != nil {
 		return err
 	}
-	out := make([]BreakerView, len(bs))
-	for i, b := range bs {
+	out := make([]BreakerView, len(page.Breakers))
+	for i, b := range page.Breakers {
 		out[i] = viewBreaker(b)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"breakers": out})
+	return c.JSON(http.StatusOK, map[string]any{"breakers": out, "next_cursor": page.Next})
+}
+
+// deleteBreaker forgets a breaker: its state and journal go, its name
+// leaves the registry, and the last event (deleted, with the token's
+// name and the reason) is published and logged. The reason is required.
+func (s *Server) deleteBreaker(c echo.Context) error {
+	name, err := breakerName(c)
+	if err != nil {
+		return err
+	}
+	req, err := overrideRequest(c, true)
+	if err != nil {
+		return err
+	}
+	if req.TTL != "" {
+		return badRequest("ttl: only force-open and force-closed take a ttl")
+	}
+	if _, err := s.d.Delete(c.Request().Context(), name, actor(c), req.Reason); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"deleted": name})
 }
 
 func (s *Server) getBreaker(c echo.Context) error {

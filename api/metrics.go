@@ -26,7 +26,7 @@ func (s *Server) countRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		err := next(c)
 		status := c.Response().Status
 		if err != nil {
-			status, _ = classify(err)
+			status, _ = classifyRequest(c.Request().Context(), err)
 		}
 		route := c.Path()
 		if route == "" || c.Response().Status == 404 && err != nil {

@@ -26,7 +26,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, detail := classify(err)
+	status, detail := classifyRequest(c.Request().Context(), err)
 	if status >= 500 {
 		s.log.Error().Err(err).Str("method", c.Request().Method).Str("path", c.Request().URL.Path).Int("status", status).Msg("request failed")
 	}
@@ -39,11 +39,27 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = c.JSON(status, p)
 }
 
+// StatusClientClosedRequest is nginx's 499: the client hung up before
+// the answer. Nobody reads it; it keeps the logs and metrics honest.
+const StatusClientClosedRequest = 499
+
+// classifyRequest is classify for a request whose context ctx is: when
+// the client itself gave up, the error is its doing (499), not ours.
+func classifyRequest(ctx context.Context, err error) (int, string) {
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return StatusClientClosedRequest, "client closed request"
+	}
+	return classify(err)
+}
+
 func classify(err error) (int, string) {
 	var he *echo.HTTPError
 	var re *report.Error
 	var mbe *http.MaxBytesError
+	var le *statestore.LimitError
 	switch {
+	case errors.As(err, &le):
+		return http.StatusTooManyRequests, le.Error() + "; raise the limit in the coordinator's config (limits:) or flags, or delete breakers no longer used"
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit)
 	case errors.As(err, &re):

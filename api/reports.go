@@ -15,7 +15,7 @@ func (s *Server) postReport(c echo.Context) error {
 	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt != echo.MIMEApplicationJSON {
 		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "want Content-Type: application/json")
 	}
-	rep, err := report.Decode(c.Request().Body)
+	rep, err := report.DecodeValid(c.Request().Body)
 	if err != nil {
 		return err
 	}
@@ -24,4 +24,21 @@ func (s *Server) postReport(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, report.Response{Breakers: states})
+}
+
+// postPermit asks for a traffic-mode half-open window's permit on an
+// agent's behalf: agents need no Redis write access.
+func (s *Server) postPermit(c echo.Context) error {
+	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt != echo.MIMEApplicationJSON {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "want Content-Type: application/json")
+	}
+	req, err := report.DecodePermit(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	ans, err := s.d.Permit(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ans)
 }

@@ -20,20 +20,22 @@ import (
 
 // Domain is what the handlers need from the coordinator.
 type Domain interface {
-	Ingest(ctx context.Context, r report.Report) ([]report.State, error)
+	Ingest(ctx context.Context, r report.Valid) ([]report.Answer, error)
+	Permit(ctx context.Context, r report.PermitRequest) (report.PermitAnswer, error)
 	Ready(ctx context.Context) error
-	Breakers(ctx context.Context) ([]coordinator.Breaker, error)
+	Breakers(ctx context.Context, cursor string, limit int) (coordinator.Page, error)
 	Breaker(ctx context.Context, name string) (coordinator.Breaker, error)
 	Force(ctx context.Context, name string, o statestore.Override, ttl time.Duration, actor, reason string) (statestore.Result, error)
 	Release(ctx context.Context, name, actor, reason string) (statestore.Result, error)
 	Reset(ctx context.Context, name, actor, reason string) (statestore.Result, error)
+	Delete(ctx context.Context, name, actor, reason string) (statestore.Result, error)
 	Events(ctx context.Context, name string, count int64, before string) ([]statestore.Event, error)
 	EventsSince(ctx context.Context, after statestore.EventCursor, count int64) ([]statestore.Event, error)
 	Subscribe() (<-chan statestore.Event, func())
 	Agents(ctx context.Context) ([]statestore.AgentInfo, error)
 }
 
-var _ Domain = (*coordinator.Coordinator)(nil)
+var _ Domain = (*coordinator.Service)(nil)
 
 // Config tunes the server. A zero field means the default on its comment.
 type Config struct {
@@ -51,7 +53,8 @@ type Config struct {
 	Collectors []prometheus.Collector
 }
 
-// Server is the coordinator's HTTP handler.
+// Server is the coordinator's HTTP handler. It is safe for concurrent
+// use, as an http.Handler must be.
 type Server struct {
 	e      *echo.Echo
 	log    zerolog.Logger
@@ -117,8 +120,10 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/", "", s.dashboard},                                                // the dashboard
 		{http.MethodGet, "/assets/:file", "", s.asset},                                        // the dashboard's assets
 		{http.MethodPost, "/v1/reports", config.RoleAgent, s.postReport},                      // an agent's outcome batch
-		{http.MethodGet, "/v1/breakers", config.RoleRead, s.listBreakers},                     // every breaker
+		{http.MethodPost, "/v1/permits", config.RoleAgent, s.postPermit},                      // a traffic-mode half-open permit
+		{http.MethodGet, "/v1/breakers", config.RoleRead, s.listBreakers},                     // the breakers, a page at a time
 		{http.MethodGet, "/v1/breakers/:name", config.RoleRead, s.getBreaker},                 // one breaker
+		{http.MethodDelete, "/v1/breakers/:name", config.RoleAdmin, s.deleteBreaker},          // forget a breaker
 		{http.MethodPost, "/v1/breakers/:name/force-open", config.RoleAdmin, s.forceOpen},     // force a breaker open
 		{http.MethodPost, "/v1/breakers/:name/force-closed", config.RoleAdmin, s.forceClosed}, // force a breaker closed
 		{http.MethodPost, "/v1/breakers/:name/release", config.RoleAdmin, s.release},          // end an override

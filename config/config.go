@@ -64,9 +64,61 @@ type file struct {
 	Defaults PolicySpec             `yaml:"defaults"`
 	Breakers map[string]breakerSpec `yaml:"breakers"`
 	Auth     Auth                   `yaml:"auth"`
+	Limits   LimitsSpec             `yaml:"limits"`
 }
 
-// Config is a loaded, validated config file.
+// LimitsSpec is the file's limits: section as written; a missing field
+// is its default.
+type LimitsSpec struct {
+	MaxBreakers         *int      `yaml:"max_breakers"`
+	MaxBreakersPerAgent *int      `yaml:"max_breakers_per_agent"`
+	Retention           *Duration `yaml:"retention"`
+	MetricsMaxBreakers  *int      `yaml:"metrics_max_breakers"`
+}
+
+// Limits bound what agents may make the cluster keep.
+type Limits struct {
+	// MaxBreakers: agents may not register a new breaker once the
+	// registry holds this many (configured breakers and operators'
+	// overrides always register). 0: no limit. Default 10,000.
+	MaxBreakers int
+	// MaxBreakersPerAgent: one agent (by its reports' agent id) may have
+	// registered at most this many breakers that are still registered.
+	// 0: no limit. Default 1,000.
+	MaxBreakersPerAgent int
+	// Retention: a breaker no agent reported and nothing changed for this
+	// long, that the file does not name and no override holds, is
+	// deleted. 0: never. Default 24h.
+	Retention time.Duration
+	// MetricsMaxBreakers: at most this many breakers get a
+	// fusebox_breaker_state series (those not closed first). Default
+	// 1,000.
+	MetricsMaxBreakers int
+}
+
+// DefaultLimits are the limits when the file sets none.
+func DefaultLimits() Limits {
+	return Limits{MaxBreakers: 10_000, MaxBreakersPerAgent: 1_000, Retention: 24 * time.Hour, MetricsMaxBreakers: 1_000}
+}
+
+// Validate reports the first limit out of range, naming its field under
+// limits:.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxBreakers < 0:
+		return &Error{Field: "limits.max_breakers", Reason: "must be 0 (no limit) or more"}
+	case l.MaxBreakersPerAgent < 0:
+		return &Error{Field: "limits.max_breakers_per_agent", Reason: "must be 0 (no limit) or more"}
+	case l.Retention != 0 && l.Retention < time.Minute:
+		return &Error{Field: "limits.retention", Reason: fmt.Sprintf("must be 0 (keep forever) or at least 1m, got %s", l.Retention)}
+	case l.MetricsMaxBreakers < 1:
+		return &Error{Field: "limits.metrics_max_breakers", Reason: fmt.Sprintf("must be at least 1, got %d", l.MetricsMaxBreakers)}
+	}
+	return nil
+}
+
+// Config is a loaded, validated config file. It is read only once
+// loaded: safe for concurrent use.
 type Config struct {
 	// Defaults is the policy of every breaker the file does not name.
 	Defaults statestore.Policy
@@ -77,11 +129,13 @@ type Config struct {
 	Canaries map[string]probe.Spec
 	// Auth holds the API tokens; ResolveTokens reads their secrets.
 	Auth Auth
+	// Limits bound what agents may make the cluster keep.
+	Limits Limits
 }
 
 // Default is the config used when no file is given: built-in defaults.
 func Default() *Config {
-	return &Config{Defaults: statestore.DefaultPolicy(), Breakers: map[string]statestore.Policy{}, Canaries: map[string]probe.Spec{}}
+	return &Config{Defaults: statestore.DefaultPolicy(), Breakers: map[string]statestore.Policy{}, Canaries: map[string]probe.Spec{}, Limits: DefaultLimits()}
 }
 
 // Policy returns the policy of a breaker: its own entry, or the defaults.
@@ -151,7 +205,15 @@ func Parse(data []byte) (*Config, error) {
 	if defaults.HalfOpen == statestore.HalfOpenCanary {
 		return nil, &Error{Field: "defaults.half_open", Reason: "canary needs a canary: block, which only a breaker can have; set half_open: canary on those breakers"}
 	}
-	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers)), Canaries: map[string]probe.Spec{}, Auth: f.Auth}
+	limits := DefaultLimits()
+	set(&limits.MaxBreakers, f.Limits.MaxBreakers)
+	set(&limits.MaxBreakersPerAgent, f.Limits.MaxBreakersPerAgent)
+	setDur(&limits.Retention, f.Limits.Retention)
+	set(&limits.MetricsMaxBreakers, f.Limits.MetricsMaxBreakers)
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers)), Canaries: map[string]probe.Spec{}, Auth: f.Auth, Limits: limits}
 	for _, name := range slices.Sorted(maps.Keys(f.Breakers)) {
 		field := "breakers." + name
 		if !statestore.ValidName(name) {

@@ -222,3 +222,31 @@ auth:
 		}
 	}
 }
+
+func TestParse_Limits(t *testing.T) {
+	c, err := config.Parse(nil)
+	if err != nil || c.Limits != config.DefaultLimits() {
+		t.Fatalf("no limits: section: %+v %v, want the defaults", c.Limits, err)
+	}
+	c, err = config.Parse([]byte("limits:\n  max_breakers: 50\n  max_breakers_per_agent: 5\n  retention: 2h\n  metrics_max_breakers: 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (config.Limits{MaxBreakers: 50, MaxBreakersPerAgent: 5, Retention: 2 * time.Hour, MetricsMaxBreakers: 10}); c.Limits != want {
+		t.Fatalf("limits = %+v, want %+v", c.Limits, want)
+	}
+	if c, err := config.Parse([]byte("limits:\n  retention: 0s\n")); err != nil || c.Limits.Retention != 0 {
+		t.Fatalf("retention 0 (keep forever): %+v %v", c, err)
+	}
+	for body, want := range map[string]string{
+		"limits:\n  max_breakers: -1\n":        "limits.max_breakers",
+		"limits:\n  retention: 10s\n":          "limits.retention: must be 0 (keep forever) or at least 1m",
+		"limits:\n  metrics_max_breakers: 0\n": "limits.metrics_max_breakers",
+		"limits:\n  max_breaker: 3\n":          "max_breaker",
+		"limits:\n  retention: 24\n":           "want a duration with a unit",
+	} {
+		if _, err := config.Parse([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to name %q", body, err, want)
+		}
+	}
+}

@@ -71,7 +71,7 @@ func TestCoordinator_IngestAndTimers(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	snaps, err := coords[0].Ingest(ctx, report.Report{Agent: "a1", Breakers: []report.Breaker{{Name: "openai", Fail: 5, TrailingFail: 5, LastError: "HTTP 503"}}})
+	snaps, err := coords[0].Ingest(ctx, valid(t, report.Report{Agent: "a1", Breakers: []report.Breaker{{Name: "openai", Fail: 5, TrailingFail: 5, LastError: "HTTP 503"}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,19 +124,33 @@ func TestCoordinator_IngestAndTimers(t *testing.T) {
 	}
 }
 
-func TestCoordinator_IngestRefusesInvalidReports(t *testing.T) {
+// valid checks a report built in code, as the API's decoder does.
+func valid(t *testing.T, r report.Report) report.Valid {
+	t.Helper()
+	v, err := report.Check(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestCoordinator_IngestTakesOnlyCheckedReports(t *testing.T) {
 	b := redistest.Mini(t)
 	store, _ := statestore.New(b.Client, statestore.Options{})
 	c, err := coordinator.New(coordinator.Config{}, store, config.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Ingest(context.Background(), report.Report{Agent: "a1", Breakers: []report.Breaker{{Name: "bad name"}}})
-	if err == nil {
-		t.Fatal("invalid report ingested")
+	// The zero Valid (no Check) is an empty heartbeat: nothing to
+	// register, nothing applied.
+	if _, err := c.Ingest(context.Background(), report.Valid{}); err != nil {
+		t.Fatalf("the zero report: %v", err)
+	}
+	if _, err := report.Check(report.Report{Agent: "a1", Breakers: []report.Breaker{{Name: "bad name"}}}); err == nil {
+		t.Fatal("an invalid report passed the check")
 	}
 	if n, _ := store.Names(context.Background()); len(n) != 0 {
-		t.Fatalf("invalid report registered %v", n)
+		t.Fatalf("registered %v", n)
 	}
 }
 
@@ -193,21 +207,21 @@ func TestCoordinator_HeartbeatsThrottledButFlagChangesAtOnce(t *testing.T) {
 		}
 		return ags[0].Degraded
 	}
-	if _, err := c.Ingest(ctx, report.Report{Agent: "a1", Breakers: []report.Breaker{}}); err != nil {
+	if _, err := c.Ingest(ctx, valid(t, report.Report{Agent: "a1", Breakers: []report.Breaker{}})); err != nil {
 		t.Fatal(err)
 	}
 	if degraded() {
 		t.Fatal("a healthy heartbeat recorded as degraded")
 	}
 	// Within the same second: the flag change is written at once.
-	if _, err := c.Ingest(ctx, report.Report{Agent: "a1", Degraded: true, Breakers: []report.Breaker{}}); err != nil {
+	if _, err := c.Ingest(ctx, valid(t, report.Report{Agent: "a1", Degraded: true, Breakers: []report.Breaker{}})); err != nil {
 		t.Fatal(err)
 	}
 	if !degraded() {
 		t.Fatal("the degraded flag waited for the throttle")
 	}
 	b.Mini.Del("fusebox:agents")
-	if _, err := c.Ingest(ctx, report.Report{Agent: "a1", Degraded: true, Breakers: []report.Breaker{}}); err != nil {
+	if _, err := c.Ingest(ctx, valid(t, report.Report{Agent: "a1", Degraded: true, Breakers: []report.Breaker{}})); err != nil {
 		t.Fatal(err)
 	}
 	if ags, _ := c.Agents(ctx); len(ags) != 0 {

@@ -1,14 +1,10 @@
 package report
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
 	"time"
-
-	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Limits on one report.
@@ -90,55 +86,6 @@ type Probe struct {
 	Release bool `json:"release,omitempty"`
 }
 
-// Response answers a report with the current state of its breakers.
-type Response struct {
-	Breakers []State `json:"breakers"`
-}
-
-// State is one breaker's state in an answer, and what was done with the
-// report's part for it.
-type State struct {
-	statestore.Snapshot
-	// Applied is applied, duplicate or stale.
-	Applied statestore.Applied `json:"applied,omitempty"`
-	// Probe is applied, released or refused when the part had a probe.
-	Probe statestore.ProbeVerdict `json:"probe,omitempty"`
-	// LocalOpenMS > 0: fewer agents than the quorum are failing; this
-	// agent should open its own breaker for this long.
-	LocalOpenMS int64 `json:"local_open_ms,omitempty"`
-}
-
-// StateOf is the answer's entry for a script's result.
-func StateOf(r statestore.Result) State {
-	return State{Snapshot: r.Snapshot, Applied: r.Applied, Probe: r.Probe, LocalOpenMS: r.LocalOpen.Milliseconds()}
-}
-
-// Batch converts one breaker's part of the report to the store's.
-func (r Report) Batch(b Breaker) statestore.Batch {
-	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
-	out := statestore.Batch{
-		Boot: r.Boot, Seq: r.Seq, Gen: b.Gen,
-		OK: b.OK, Fail: b.Fail, TrailingFail: b.TrailingFail, Slow: b.Slow,
-		LastOKAge:     ms(b.LastOKAgeMS),
-		Misconfigured: b.Misconfigured,
-		RetryAfter:    ms(b.RetryAfterMS),
-		LastError:     b.LastError,
-	}
-	if b.Version != nil {
-		out.Fenced, out.Version = true, *b.Version
-	}
-	if h := b.Hung; h != nil {
-		out.Hung, out.HungWaiting, out.HungOldest = h.N, h.Waiting, ms(h.OldestMS)
-	}
-	if p := b.Probe; p != nil {
-		out.Probe = &statestore.ProbeOutcome{
-			Gen: p.Gen, Epoch: p.Epoch, OK: p.OK, Error: p.Error,
-			RetryAfter: ms(p.RetryAfterMS), Nonce: p.Nonce, Release: p.Release,
-		}
-	}
-	return out
-}
-
 // Error says what is wrong with a report.
 type Error struct {
 	Field  string
@@ -161,25 +108,35 @@ var (
 	validToken = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
-// Decode reads one report strictly: unknown fields, trailing data and
-// wrong types are errors. It validates what it read.
+// Decode reads one report strictly (unknown fields, trailing data and
+// wrong types are errors) and validates it.
 func Decode(r io.Reader) (Report, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
+	v, err := DecodeValid(r)
+	return v.r, err
+}
+
+// Valid is a report that passed Validate, once: DecodeValid and Check
+// make one, and whoever takes a Valid need not check it again.
+type Valid struct{ r Report }
+
+// Report is the validated report.
+func (v Valid) Report() Report { return v.r }
+
+// Check validates a report built in code.
+func Check(r Report) (Valid, error) {
+	if err := r.Validate(); err != nil {
+		return Valid{}, err
+	}
+	return Valid{r: r}, nil
+}
+
+// DecodeValid is Decode for a caller that hands the report on.
+func DecodeValid(r io.Reader) (Valid, error) {
 	var rep Report
-	if err := dec.Decode(&rep); err != nil {
-		if errors.Is(err, io.EOF) {
-			return Report{}, &Error{Reason: "empty body"}
-		}
-		return Report{}, &Error{Reason: "malformed JSON: " + err.Error(), Err: err}
+	if err := decodeStrict(r, &rep); err != nil {
+		return Valid{}, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Report{}, &Error{Reason: "trailing data after the report"}
-	}
-	if err := rep.Validate(); err != nil {
-		return Report{}, err
-	}
-	return rep, nil
+	return Check(rep)
 }
 
 // Validate checks every field against its limits.
@@ -199,8 +156,8 @@ func (r Report) Validate() error {
 	seen := make(map[string]bool, len(r.Breakers))
 	for i, b := range r.Breakers {
 		field := fmt.Sprintf("breakers[%d]", i)
-		if !statestore.ValidName(b.Name) {
-			return &Error{Field: field + ".name", Reason: fmt.Sprintf("invalid breaker name %q: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit", clip(b.Name))}
+		if !ValidName(b.Name) {
+			return &Error{Field: field + ".name", Reason: nameReason(b.Name)}
 		}
 		if seen[b.Name] {
 			return &Error{Field: field + ".name", Reason: fmt.Sprintf("breaker %q appears twice", b.Name)}
@@ -271,6 +228,10 @@ func checkRetryAfter(field string, ms int64) error {
 		return &Error{Field: field, Reason: fmt.Sprintf("must be in [0, %d]", MaxRetryAfter.Milliseconds())}
 	}
 	return nil
+}
+
+func nameReason(name string) string {
+	return fmt.Sprintf("invalid breaker name %q: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit", clip(name))
 }
 
 func clip(s string) string {

@@ -16,16 +16,62 @@ func TestDecode_AcceptsAValidReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := r.Breakers[0]
-	batch := r.Batch(b)
-	if r.Agent != "web-1" || !r.Degraded || batch.OK != 3 || batch.Fail != 2 || batch.TrailingFail != 1 || batch.Slow != 1 ||
-		batch.RetryAfter.Milliseconds() != 2000 || batch.Probe == nil || batch.Probe.Epoch != 4 || batch.Probe.Error != "timeout" ||
-		batch.Boot != "b1" || batch.Seq != 9 || !batch.Fenced || batch.Gen != "1.2" || batch.Version != 3 || batch.LastOKAge.Milliseconds() != 40 ||
-		batch.Hung != 2 || batch.HungWaiting != 3 || batch.HungOldest.Milliseconds() != 2500 || batch.Probe.Nonce != "n1" || batch.Probe.Gen != "1.2" {
-		t.Fatalf("decoded %+v / %+v", r, batch)
+	if r.Agent != "web-1" || !r.Degraded || r.Boot != "b1" || r.Seq != 9 || b.OK != 3 || b.Fail != 2 || b.TrailingFail != 1 || b.Slow != 1 ||
+		b.RetryAfterMS != 2000 || b.Probe == nil || b.Probe.Epoch != 4 || b.Probe.Error != "timeout" || b.Version == nil || *b.Version != 3 ||
+		b.Gen != "1.2" || b.LastOKAgeMS != 40 || b.Hung == nil || b.Hung.N != 2 || b.Hung.Waiting != 3 || b.Hung.OldestMS != 2500 ||
+		b.Probe.Nonce != "n1" || b.Probe.Gen != "1.2" {
+		t.Fatalf("decoded %+v / %+v", r, b)
 	}
 	hand, err := report.Decode(strings.NewReader(`{"agent":"me","breakers":[{"name":"openai","fail":5}]}`))
-	if err != nil || hand.Batch(hand.Breakers[0]).Fenced {
+	if err != nil || hand.Breakers[0].Version != nil {
 		t.Fatalf("a report with no version is unfenced: %+v %v", hand, err)
+	}
+}
+
+func TestCheck_RefusesWhatDecodeRefuses(t *testing.T) {
+	if _, err := report.Check(report.Report{Agent: "a", Breakers: []report.Breaker{{Name: "bad name"}}}); err == nil {
+		t.Fatal("Check passed an invalid breaker name")
+	}
+	v, err := report.Check(report.Report{Agent: "a", Breakers: []report.Breaker{{Name: "ok", Fail: 1}}})
+	if err != nil || v.Report().Breakers[0].Fail != 1 {
+		t.Fatalf("Check of a valid report: %+v %v", v.Report(), err)
+	}
+	if _, err := report.DecodeValid(strings.NewReader(`{"agent":"a","breakers":[{"name":"x","fail":-1}]}`)); err == nil {
+		t.Fatal("DecodeValid passed a negative count")
+	}
+}
+
+func TestDecodePermit(t *testing.T) {
+	p, err := report.DecodePermit(strings.NewReader(`{"agent":"a1","breaker":"openai","gen":"1.2","epoch":3,"nonce":"abc"}`))
+	if err != nil || p.Breaker != "openai" || p.Epoch != 3 || p.Nonce != "abc" {
+		t.Fatalf("permit: %+v %v", p, err)
+	}
+	var re *report.Error
+	for body, field := range map[string]string{
+		`{"agent":"a1","breaker":"open ai","gen":"1.2","epoch":3,"nonce":"abc"}`: "breaker",
+		`{"agent":"a1","breaker":"openai","gen":"","epoch":3,"nonce":"abc"}`:     "gen",
+		`{"agent":"a1","breaker":"openai","gen":"1.2","epoch":0,"nonce":"abc"}`:  "epoch",
+		`{"agent":"a1","breaker":"openai","gen":"1.2","epoch":3,"nonce":""}`:     "nonce",
+		`{"agent":"","breaker":"openai","gen":"1.2","epoch":3,"nonce":"abc"}`:    "agent",
+	} {
+		if _, err := report.DecodePermit(strings.NewReader(body)); !errors.As(err, &re) || re.Field != field {
+			t.Errorf("%s: err = %v, want field %s", body, err, field)
+		}
+	}
+	if _, err := report.DecodePermit(strings.NewReader(`{"agent":"a1","breaker":"openai","gen":"1.2","epoch":3,"nonce":"abc","extra":1}`)); !errors.As(err, &re) {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+func TestDecodeChange(t *testing.T) {
+	m, err := report.DecodeChange(`{"name":"openai","state":"open","override":"","version":3,"epoch":1,"gen":"1.2","retry_in_ms":500,"event":{"id":"1-0","event":"trip"}}`)
+	if err != nil || m.Name != "openai" || m.State != report.StateOpen || m.Version != 3 || m.RetryInMS != 500 || m.Event["event"] != "trip" {
+		t.Fatalf("change = %+v %v", m, err)
+	}
+	for _, payload := range []string{"", "{", `{"name":"a b","state":"open"}`, `{"name":"a","state":"weird"}`, `{"name":"a","state":"open","override":"x"}`} {
+		if _, err := report.DecodeMessage(payload); err == nil {
+			t.Errorf("payload %q decoded without error", payload)
+		}
 	}
 }
 

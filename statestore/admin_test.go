@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	wire "github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -24,10 +25,12 @@ func TestStore_PublishesTheJournaledEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sn, ev, err := statestore.DecodeChange(msg.Payload)
-		if err != nil || ev == nil {
-			t.Fatalf("decode: %v %v", ev, err)
+		ch, err := wire.DecodeChange(msg.Payload)
+		if err != nil || ch.Event == nil {
+			t.Fatalf("decode: %+v %v", ch, err)
 		}
+		sn, e := ch.Snapshot, statestore.EventOf(ch.Event)
+		ev := &e
 		evs, _ := s.Events(ctx, "pub", 1, "")
 		if ev.ID != evs[0].ID || ev.Event != "trip" || ev.Reason != "consecutive_failures" || ev.FailureCount != 5 ||
 			ev.OldState != "closed" || ev.NewState != "open" || ev.Version != sn.Version || ev.Time != evs[0].Time || ev.OpenForMS != evs[0].OpenForMS {

@@ -28,6 +28,9 @@ type Detail struct {
 	Reason    string
 	Actor     string
 	ChangedAt time.Time
+	// SeenAt is when an agent last reported it (Redis's clock); zero if
+	// none has since it was created. The retention expiry reads it.
+	SeenAt time.Time
 }
 
 // Details reads the named breakers' details in one pipelined round trip.
@@ -60,7 +63,7 @@ func (s *Store) Details(ctx context.Context, names []string) ([]Detail, error) {
 	}
 	for i, n := range names {
 		h := states[i].Val()
-		d := Detail{Snapshot: Snapshot{Name: n, State: StateClosed}}
+		d := Detail{Snapshot: Snapshot{Name: n, State: StateClosed}, SeenAt: ms(h["seen_at"])}
 		if st, ok := h["state"]; ok {
 			d.Exists = true
 			d.State = State(st)

@@ -47,6 +47,12 @@ func decodeEvents(msgs []redis.XMessage) []Event {
 	return out
 }
 
+// EventOf reads a journaled event from its fields as a change message
+// carries them (report.Change.Event), its stream id under "id".
+func EventOf(fields map[string]string) Event {
+	return eventFrom(fields["id"], func(k string) string { return fields[k] })
+}
+
 // eventFrom reads an event from its journal fields (a stream entry's, or
 // the copy published with a change).
 func eventFrom(id string, f func(string) string) Event {

@@ -2,22 +2,22 @@ package statestore
 
 import (
 	"fmt"
-	"regexp"
+
+	"github.com/fusebox-io/fusebox/report"
 )
 
 // DefaultPrefix starts every key and the channel name unless Options says
 // otherwise.
 const DefaultPrefix = "fusebox"
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
 // ErrInvalidName is returned for a breaker name outside
 // [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
 var ErrInvalidName = fmt.Errorf("statestore: invalid breaker name (want 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit)")
 
-// ValidName reports whether name can name a breaker. The character set
-// keeps names safe inside a Redis hash tag, a URL path and a log line.
-func ValidName(name string) bool { return validName.MatchString(name) }
+// ValidName reports whether name can name a breaker (report.ValidName):
+// the character set keeps names safe inside a Redis hash tag, a URL path
+// and a log line.
+func ValidName(name string) bool { return report.ValidName(name) }
 
 // keys returns a breaker's keys in the order every script expects.
 func (s *Store) keys(name string) []string {
@@ -33,4 +33,11 @@ func (s *Store) localKey(name, agent string) string {
 func (s *Store) stateKey(name string) string  { return s.prefix + ":{" + name + "}:state" }
 func (s *Store) eventsKey(name string) string { return s.prefix + ":{" + name + "}:events" }
 func (s *Store) registryKey() string          { return s.prefix + ":breakers" }
+
+// registryKeys are the registry's keys, in one Redis Cluster slot: the
+// set's own name is the hash tag of the other two.
+func (s *Store) registryKeys() []string {
+	r := s.registryKey()
+	return []string{r, "{" + r + "}:owner", "{" + r + "}:count"}
+}
 func (s *Store) defaultPolicyKey() string     { return s.prefix + ":default-policy" }

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fusebox-io/fusebox/report"
 )
 
 // Snapshots reads the state of the named breakers in one pipelined round
@@ -159,35 +160,6 @@ func (s *Store) Policy(ctx context.Context, name string) (p Policy, ok bool, err
 	return p, true, nil
 }
 
-// Register adds names to the registry of known breakers, which the
-// coordinators' timers walk. It is idempotent.
-func (s *Store) Register(ctx context.Context, names ...string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	members := make([]any, len(names))
-	for i, n := range names {
-		if !ValidName(n) {
-			return ErrInvalidName
-		}
-		members[i] = n
-	}
-	if err := s.rdb.SAdd(ctx, s.registryKey(), members...).Err(); err != nil {
-		return wrapRedis(ctx, err)
-	}
-	return nil
-}
-
-// Names lists the registered breakers, sorted.
-func (s *Store) Names(ctx context.Context) ([]string, error) {
-	names, err := s.rdb.SMembers(ctx, s.registryKey()).Result()
-	if err != nil {
-		return nil, wrapRedis(ctx, err)
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
@@ -197,47 +169,16 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Subscribe subscribes to the channel on which every transition is
-// published. Decode each message's payload with DecodeMessage.
+// published. Decode each message's payload with report.DecodeChange.
 func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
 	return s.rdb.Subscribe(ctx, s.channel)
 }
 
 // DecodeMessage decodes a pub/sub payload into the snapshot it announces.
-func DecodeMessage(payload string) (Snapshot, error) {
-	sn, _, err := DecodeChange(payload)
-	return sn, err
-}
-
-// DecodeChange decodes a pub/sub payload into the snapshot it announces
-// and the journaled event that caused it (nil if the payload has none).
-func DecodeChange(payload string) (Snapshot, *Event, error) {
-	var m struct {
-		Snapshot
-		Event map[string]string `json:"event"`
-	}
-	if err := json.Unmarshal([]byte(payload), &m); err != nil {
-		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: %w", err)
-	}
-	sn := m.Snapshot
-	if !ValidName(sn.Name) {
-		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: %w", ErrInvalidName)
-	}
-	switch sn.State {
-	case StateClosed, StateOpen, StateHalfOpen:
-	default:
-		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: unknown state %q", sn.State)
-	}
-	switch sn.Override {
-	case OverrideNone, OverrideOpen, OverrideClosed:
-	default:
-		return Snapshot{}, nil, fmt.Errorf("statestore: bad change message: unknown override %q", sn.Override)
-	}
-	if m.Event == nil {
-		return sn, nil, nil
-	}
-	e := eventFrom(m.Event["id"], func(k string) string { return m.Event[k] })
-	return sn, &e, nil
-}
+//
+// Deprecated: use report.DecodeMessage; the change message is the agent
+// protocol's.
+func DecodeMessage(payload string) (Snapshot, error) { return report.DecodeMessage(payload) }
 
 func str(v any) string {
 	s, _ := v.(string)

@@ -31,6 +31,9 @@ local probe_epoch = tonumber(A(15))
 local misconfigured, misconfigured_open = tonumber(A(22)), tonumber(A(23))
 
 local s = load()
+-- When an agent last reported this breaker: the retention expiry keeps
+-- what agents still report.
+redis.call('HSET', KEYS[1], 'seen_at', fmt(NOW))
 
 -- 1. A report seen before (resent after a lost answer) counts once.
 if boot ~= '' then

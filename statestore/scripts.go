@@ -25,6 +25,12 @@ var (
 	permitLua string
 	//go:embed probe_start.lua
 	probeStartLua string
+	//go:embed forget.lua
+	forgetLua string
+	//go:embed register.lua
+	registerLua string
+	//go:embed unregister.lua
+	unregisterLua string
 )
 
 // Each script is common.lua followed by its own file, so the shared
@@ -38,6 +44,10 @@ var (
 	resetScript      = redis.NewScript(commonLua + resetLua)
 	permitScript     = redis.NewScript(commonLua + permitLua)
 	probeStartScript = redis.NewScript(commonLua + probeStartLua)
+	forgetScript     = redis.NewScript(commonLua + forgetLua)
+	// The registry's own scripts: no common.lua, no breaker keys.
+	registerScript   = redis.NewScript(registerLua)
+	unregisterScript = redis.NewScript(unregisterLua)
 )
 
 // reply codes (common.lua).
@@ -46,4 +56,5 @@ const (
 	codeTransition = "1"
 	codeStale      = "2"
 	codeGranted    = "3"
+	codeGone       = "4"
 )

@@ -2,48 +2,41 @@ package statestore
 
 import (
 	"time"
+
+	"github.com/fusebox-io/fusebox/report"
 )
 
-// State is where a breaker is in its state machine.
-type State string
+// The breaker's states, overrides and snapshot are the agent protocol's
+// (package report owns their wire format); statestore names them here
+// for its callers.
+type (
+	State    = report.State
+	Override = report.Override
+	Snapshot = report.Snapshot
+	// Applied is what Report did with a batch.
+	Applied = report.Applied
+	// ProbeVerdict is what Report did with a batch's probe verdict.
+	ProbeVerdict = report.ProbeVerdict
+)
 
 const (
-	StateClosed   State = "closed"
-	StateOpen     State = "open"
-	StateHalfOpen State = "half_open"
+	StateClosed   = report.StateClosed
+	StateOpen     = report.StateOpen
+	StateHalfOpen = report.StateHalfOpen
+
+	OverrideNone   = report.OverrideNone
+	OverrideOpen   = report.OverrideOpen
+	OverrideClosed = report.OverrideClosed
+
+	AppliedOK        = report.AppliedOK
+	AppliedDuplicate = report.AppliedDuplicate
+	AppliedStale     = report.AppliedStale
+
+	ProbeNone     = report.ProbeNone
+	ProbeApplied  = report.ProbeApplied
+	ProbeReleased = report.ProbeReleased
+	ProbeRefused  = report.ProbeRefused
 )
-
-// Override is an operator's override on top of the state machine.
-type Override string
-
-const (
-	// OverrideNone: the state machine decides.
-	OverrideNone Override = ""
-	// OverrideOpen: everyone fails fast; no probe runs.
-	OverrideOpen Override = "open"
-	// OverrideClosed: everyone passes; nothing trips.
-	OverrideClosed Override = "closed"
-)
-
-// Snapshot is a breaker's cluster state as agents mirror it.
-type Snapshot struct {
-	Name     string   `json:"name"`
-	State    State    `json:"state"`
-	Override Override `json:"override"`
-	// Version grows by one with every transition of this incarnation.
-	Version int64 `json:"version"`
-	// Epoch numbers the half-open windows; a probe result names its epoch.
-	Epoch int64 `json:"epoch"`
-	// Gen names this incarnation of the breaker's state: it changes when
-	// the state is created again (for example after Redis lost its data),
-	// so a version from an older incarnation is never compared with a new
-	// one. Empty when the breaker has no state in Redis (closed).
-	Gen string `json:"gen"`
-	// RetryInMS is how long until an open breaker goes half-open, as seen
-	// by Redis when the snapshot was taken; -1 when forced open with no
-	// ttl, 0 when not open.
-	RetryInMS int64 `json:"retry_in_ms"`
-}
 
 // retryInMS is how long until a breaker lets a probe through, from its
 // stored deadlines (Redis milliseconds) and Redis's now: -1 when forced
@@ -58,21 +51,6 @@ func retryInMS(st State, o Override, openUntil, overrideUntil, now int64) int64 
 		return max(openUntil-now, 0)
 	}
 	return 0
-}
-
-// Effective is the state as callers experience it: the override when there
-// is one ("forced_open", "forced_closed"), the state otherwise.
-func (s Snapshot) Effective() string {
-	if s.Override != OverrideNone {
-		return "forced_" + string(s.Override)
-	}
-	return string(s.State)
-}
-
-// Newer reports whether s should replace cur in a mirror: it belongs to
-// another incarnation, or it has a higher version.
-func (s Snapshot) Newer(cur Snapshot) bool {
-	return s.Gen != cur.Gen || s.Version > cur.Version
 }
 
 // Transition is one change of a breaker's state, as journaled.
@@ -102,6 +80,8 @@ type Result struct {
 	Stale bool
 	// Granted is set when a permit was granted.
 	Granted bool
+	// Gone is set when Delete or Expire forgot the breaker.
+	Gone bool
 	// FailureCount is the cluster-wide consecutive failure count.
 	FailureCount int64
 	// LastError is the last failure reported.
@@ -115,29 +95,3 @@ type Result struct {
 	// should open its own breaker for this long.
 	LocalOpen time.Duration
 }
-
-// Applied is what Report did with a batch.
-type Applied string
-
-const (
-	// AppliedOK: counted against the current state.
-	AppliedOK Applied = "applied"
-	// AppliedDuplicate: a report seen before (same agent, boot and seq or
-	// older); nothing changed.
-	AppliedDuplicate Applied = "duplicate"
-	// AppliedStale: about a state that is gone (another gen or version);
-	// dropped, but a Retry-After may still extend an open breaker.
-	AppliedStale Applied = "stale"
-)
-
-// ProbeVerdict is what Report did with a batch's probe verdict.
-type ProbeVerdict string
-
-const (
-	ProbeNone     ProbeVerdict = ""
-	ProbeApplied  ProbeVerdict = "applied"
-	ProbeReleased ProbeVerdict = "released"
-	// ProbeRefused: not the current window, or not from its permit's
-	// holder.
-	ProbeRefused ProbeVerdict = "refused"
-)

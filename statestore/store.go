@@ -28,7 +28,9 @@ type Options struct {
 	EventsCap int
 }
 
-// Store reads and writes breaker state in Redis.
+// Store reads and writes breaker state in Redis. It is safe for
+// concurrent use: it holds no state of its own beyond its settings, and
+// every change is one atomic script in Redis.
 type Store struct {
 	rdb       redis.UniversalClient
 	prefix    string
@@ -266,6 +268,7 @@ func parseReply(name string, r []string) (Result, error) {
 	res.LocalOpen = time.Duration(atoi(r[17])) * time.Millisecond
 	switch r[0] {
 	case codeTransition:
+		res.Gone = r[9] == "deleted" || r[9] == "expired"
 		res.Transition = &Transition{
 			Event:        r[9],
 			Breaker:      name,
@@ -282,6 +285,8 @@ func parseReply(name string, r []string) (Result, error) {
 		res.Stale = true
 	case codeGranted:
 		res.Granted = true
+	case codeGone:
+		res.Gone = true
 	case codeNone:
 	default:
 		return Result{}, fmt.Errorf("%w: unknown script reply code %q", ErrUnavailable, r[0])
@@ -289,13 +294,14 @@ func parseReply(name string, r []string) (Result, error) {
 	return res, nil
 }
 
-// wrapRedis turns a Redis error into ErrUnavailable, or the context's error
-// when the caller gave up.
+// wrapRedis turns a Redis error into ErrUnavailable wrapping its cause
+// (errors.Is and errors.As see both), or the context's error when the
+// caller gave up.
 func wrapRedis(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("statestore: %w", ctx.Err())
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 func boolArg(b bool) string {

@@ -11,6 +11,7 @@ let lastEventId = "";
 let streamAbort = null;
 let retryDelay = 500;
 const refetchTimers = new Map();
+const PAGE = 200; // breakers per request of the list
 
 function api(path, opts = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + token }, opts.headers || {});
@@ -144,6 +145,10 @@ function addEvent(e) {
 // follow with one request, coalesced per breaker.
 function onEvent(e) {
   addEvent(e);
+  if (e.event === "deleted" || e.event === "expired") {
+    remove(e.breaker);
+    return;
+  }
   const r = rows.get(e.breaker);
   if (r && e.version >= (r.data.version || 0) && e.event !== "probe_started") {
     render(Object.assign({}, r.data, { effective: e.new_state, version: e.version, failure_count: e.failure_count,
@@ -157,11 +162,28 @@ function onEvent(e) {
   }, 150));
 }
 
+// loadAll reads every breaker, a page at a time (the API pages its list
+// by name: next_cursor is empty on the last page).
 async function loadAll() {
-  const resp = await api("/v1/breakers");
-  if (!resp.ok) throw new Error(await problem(resp));
-  const body = await resp.json();
-  for (const b of body.breakers) render(b, false);
+  let cursor = "";
+  for (let pages = 0; pages < 1000; pages++) {
+    const q = "?limit=" + PAGE + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+    const resp = await api("/v1/breakers" + q);
+    if (!resp.ok) throw new Error(await problem(resp));
+    const body = await resp.json();
+    for (const b of body.breakers) render(b, false);
+    cursor = body.next_cursor || "";
+    if (!cursor) return;
+  }
+}
+
+// remove drops a deleted or expired breaker's row.
+function remove(name) {
+  const r = rows.get(name);
+  if (!r) return;
+  r.tr.remove();
+  rows.delete(name);
+  summarize();
 }
 
 // follow reads the event stream with fetch, so the token travels in a

@@ -58,6 +58,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 
+	limits := opts.limits(cfg.Limits)
+	if err := limits.Validate(); err != nil {
+		return fmt.Errorf("%w (from the flags, their variables or the config file)", err)
+	}
+
 	redisURL := opts.redisURL
 	if opts.dev {
 		mr := miniredis.NewMiniRedis()
@@ -82,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	coord, err := coordinator.New(coordinator.Config{
 		ID: opts.id, TickInterval: opts.tick, Logger: &log, Canaries: canaries, ProbeLockMargin: opts.lockMargin,
+		Limits:    statestore.Limits{MaxBreakers: limits.MaxBreakers, MaxPerAgent: limits.MaxBreakersPerAgent},
+		Retention: limits.Retention, MetricsMaxBreakers: limits.MetricsMaxBreakers,
 	}, store, cfg)
 	if err != nil {
 		return err
@@ -111,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.listen, err)
 	}
-	apiSrv := api.New(api.Config{Logger: &log, Tokens: tokens, MetricsPublic: cfg.MetricsArePublic(), Collectors: coord.Collectors()}, coord)
+	apiSrv := api.New(api.Config{Logger: &log, Tokens: tokens, MetricsPublic: cfg.MetricsArePublic(), Collectors: coord.Collectors()}, coord.Service)
 	srv := &http.Server{
 		Handler:           apiSrv,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -123,6 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info().Str("id", coord.ID()).Str("api", apiURL).Str("redis", logging.RedactURL(redisURL)).
 		Str("config", orNone(opts.configPath)).Str("prefix", opts.prefix).Bool("dev", opts.dev).
 		Int("breakers_configured", len(cfg.Names())).Int("tokens", len(tokens)).Msg("coordinator starting")
+	log.Debug().Int("max_breakers", limits.MaxBreakers).Int("max_breakers_per_agent", limits.MaxBreakersPerAgent).
+		Dur("retention", limits.Retention).Int("metrics_max_breakers", limits.MetricsMaxBreakers).Msg("limits")
 	log.Debug().Dur("tick", opts.tick).Dur("probe_lock_margin", opts.lockMargin).Strs("breakers", cfg.Names()).
 		Strs("tokens", tokenNames(tokens)).Int("canaries", len(canaries)).Msg("effective configuration")
 	if opts.dev {

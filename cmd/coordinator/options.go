@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fusebox-io/fusebox/cmd/internal/defaults"
+	"github.com/fusebox-io/fusebox/config"
 	"github.com/fusebox-io/fusebox/internal/logging"
 )
 
@@ -25,6 +26,10 @@ type options struct {
 	dev          bool
 	devRedisAddr string
 	log          logging.Config
+	// Limits from flags or their variables; -1: not given (the config
+	// file's, else the default).
+	maxBreakers, maxPerAgent, metricsMax int
+	retention                            time.Duration
 }
 
 // parseOptions reads flags, each defaulting to its FUSEBOX_* variable.
@@ -64,6 +69,31 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	fs.DurationVar(&o.lockMargin, "probe-lock-margin", marginDefault, "added to a canary's timeout for its window lock's expiry (env FUSEBOX_PROBE_LOCK_MARGIN)")
 
+	for _, f := range []struct {
+		dst       *int
+		name, env string
+		help      string
+	}{
+		{&o.maxBreakers, "max-breakers", "FUSEBOX_MAX_BREAKERS", "agents may not register a new breaker past this many (0: no limit; config limits.max_breakers, default 10000)"},
+		{&o.maxPerAgent, "max-breakers-per-agent", "FUSEBOX_MAX_BREAKERS_PER_AGENT", "breakers one agent may have registered (0: no limit; config limits.max_breakers_per_agent, default 1000)"},
+		{&o.metricsMax, "metrics-max-breakers", "FUSEBOX_METRICS_MAX_BREAKERS", "breakers with a fusebox_breaker_state series (config limits.metrics_max_breakers, default 1000)"},
+	} {
+		def := -1
+		if v := getenv(f.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return o, fmt.Errorf("%s: want a whole number, 0 or more, got %q", f.env, v)
+			}
+			def = n
+		}
+		fs.IntVar(f.dst, f.name, def, f.help+" (env "+f.env+")")
+	}
+	retentionDefault, err := envDuration(getenv, "FUSEBOX_RETENTION", -1)
+	if err != nil {
+		return o, err
+	}
+	fs.DurationVar(&o.retention, "retention", retentionDefault, "delete breakers no agent reported for this long, unless configured or overridden (0: never; config limits.retention, default 24h) (env FUSEBOX_RETENTION)")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, errHelp
@@ -78,6 +108,17 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.lockMargin < time.Millisecond {
 		return o, fmt.Errorf("--probe-lock-margin: must be at least 1ms, got %s", o.lockMargin)
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"--max-breakers", o.maxBreakers}, {"--max-breakers-per-agent", o.maxPerAgent}, {"--metrics-max-breakers", o.metricsMax}} {
+		if c.v < -1 {
+			return o, fmt.Errorf("%s: must be 0 or more, got %d", c.name, c.v)
+		}
+	}
+	if o.retention < -1 {
+		return o, fmt.Errorf("--retention: must be 0 (never) or more, got %s", o.retention)
 	}
 	o.log = *logCfg
 	if o.log.Format == "" {
@@ -114,4 +155,23 @@ func envDuration(getenv func(string) string, name string, def time.Duration) (ti
 		return 0, fmt.Errorf("%s: want a duration like 100ms, got %q", name, v)
 	}
 	return d, nil
+}
+
+// limits is the file's limits with what the flags (or their variables)
+// set on top.
+func (o options) limits(file config.Limits) config.Limits {
+	l := file
+	if o.maxBreakers >= 0 {
+		l.MaxBreakers = o.maxBreakers
+	}
+	if o.maxPerAgent >= 0 {
+		l.MaxBreakersPerAgent = o.maxPerAgent
+	}
+	if o.metricsMax >= 0 {
+		l.MetricsMaxBreakers = o.metricsMax
+	}
+	if o.retention >= 0 {
+		l.Retention = o.retention
+	}
+	return l
 }

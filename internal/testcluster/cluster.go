@@ -35,7 +35,8 @@ var Tokens = []config.Token{
 	{Name: "test-read", Role: config.RoleRead, Secret: ReadToken},
 }
 
-// Cluster is a Redis and its coordinators.
+// Cluster is a Redis and its coordinators. Its methods are safe for
+// concurrent use.
 type Cluster struct {
 	Redis        *redistest.Server
 	Store        *statestore.Store
@@ -68,6 +69,15 @@ type Options struct {
 	ProbeLockMargin time.Duration
 	// RedisHook, when set, sees every command the coordinators send.
 	RedisHook redis.Hook
+	// Coordinator, when set, adjusts each coordinator's config (limits,
+	// retention, registry refresh).
+	Coordinator func(*coordinator.Config)
+	// RedisArgs are extra redis-server arguments (an ACL, for example).
+	RedisArgs []string
+	// RedisURL is how the coordinators log in, for a server with ACL
+	// users ("redis://user:pass@"); the address is filled in. Default: no
+	// AUTH.
+	RedisUser, RedisPassword string
 }
 
 // Start runs a cluster until the test ends.
@@ -92,8 +102,12 @@ func Start(tb testing.TB, o Options) *Cluster {
 	if o.ProbeLockMargin <= 0 {
 		o.ProbeLockMargin = 200 * time.Millisecond
 	}
-	srv := redistest.Start(tb)
-	rdb, err := statestore.Dial(srv.URL() + "?max_retries=-1&dial_timeout=200ms&read_timeout=500ms&write_timeout=500ms")
+	srv := redistest.Start(tb, redistest.WithArgs(o.RedisArgs...))
+	auth := ""
+	if o.RedisUser != "" {
+		auth = o.RedisUser + ":" + o.RedisPassword + "@"
+	}
+	rdb, err := statestore.Dial("redis://" + auth + srv.Addr + "?max_retries=-1&dial_timeout=200ms&read_timeout=500ms&write_timeout=500ms")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -111,14 +125,18 @@ func Start(tb testing.TB, o Options) *Cluster {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		coord, err := coordinator.New(coordinator.Config{
+		ccfg := coordinator.Config{
 			ID: "coord-" + string(rune('a'+i)), TickInterval: o.Tick,
 			Canaries: canaries, ProbeLockMargin: o.ProbeLockMargin,
-		}, store, cfg)
+		}
+		if o.Coordinator != nil {
+			o.Coordinator(&ccfg)
+		}
+		coord, err := coordinator.New(ccfg, store, cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		srv := api.New(api.Config{Tokens: Tokens, MetricsPublic: true, Collectors: coord.Collectors()}, coord)
+		srv := api.New(api.Config{Tokens: Tokens, MetricsPublic: true, Collectors: coord.Collectors()}, coord.Service)
 		ts := httptest.NewUnstartedServer(srv)
 		ts.Config.RegisterOnShutdown(srv.CloseStreams)
 		ts.Start()

@@ -1,0 +1,18 @@
+// Package coordinator is a coordinator's work, in two parts with one job
+// each, over one statestore:
+//
+//   - Loop, the control loop: the timer that moves due breakers on (tick),
+//     the canaries of half-open breakers, the watch of the change channel
+//     (which feeds the event hub and tells the timer what moved), and the
+//     retention expiry of breakers nobody reports. Run it once.
+//   - Service, the request-scoped work behind the API: report ingest
+//     (within the registration limits), traffic-mode permits, the admin
+//     actions and the reads. Each call is one request's; any number run
+//     at once.
+//
+// Coordinators are stateless: any number may run against one Redis, and
+// killing one loses nothing. Every state change goes through statestore,
+// and each transition this process makes is logged once. The package
+// serves no HTTP (package api does) and never decides what counts as a
+// failure (agents do).
+package coordinator

@@ -1,0 +1,250 @@
+package coordinator
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-redsync/redsync/v4"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+
+	"github.com/fusebox-io/fusebox/report"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// Loop is a coordinator's control loop: the timer that moves due
+// breakers on, the canaries of half-open ones, the watch of the change
+// channel, and the retention expiry. Run it once; its other methods are
+// Run's own.
+type Loop struct {
+	*base
+	rs     *redsync.Redsync
+	probes sync.WaitGroup // running canaries
+
+	mu      sync.Mutex
+	probing map[string]int64 // guarded by mu; breaker -> epoch this process is probing
+	heard   map[string]bool  // guarded by mu; names whose change the watch heard since the last tick: true when due
+	wake    chan struct{}    // one pending wake-up for the timer
+}
+
+func newLoop(b *base) *Loop {
+	return &Loop{
+		base: b, rs: redsync.New(goredis.NewPool(b.store.Client())),
+		probing: map[string]int64{}, heard: map[string]bool{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// due reports whether a breaker in state s needs the timer: open,
+// half-open or overridden. Closed ones have nothing to time.
+func due(s statestore.Snapshot) bool {
+	return s.State != statestore.StateClosed || s.Override != statestore.OverrideNone
+}
+
+// Run moves due breakers on every TickInterval, probes half-open ones
+// with their canaries and expires forgotten ones, until ctx ends. Each
+// tick reads the breakers the change channel or the last tick said are
+// due (open, half-open, overridden); every RegistryRefresh it re-reads
+// the registry and checks every breaker, which covers lost messages.
+// Redis errors are logged and retried on the next tick. Run returns nil
+// on cancellation, after its watch and its canaries have returned.
+func (l *Loop) Run(ctx context.Context) error {
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	defer l.probes.Wait()
+	if err := l.store.Register(ctx, l.policies.Names()...); err != nil && ctx.Err() == nil {
+		l.log.Warn().Err(err).Msg("register configured breakers")
+	}
+	// Every transition is published: a breaker that moves anywhere in the
+	// cluster is on this coordinator's list within milliseconds, whoever
+	// moved it.
+	watch.Add(1)
+	go func() { defer watch.Done(); l.watch(ctx) }()
+	ticker := time.NewTicker(l.cfg.TickInterval)
+	defer ticker.Stop()
+	var all []string           // every breaker this loop knows, sorted
+	active := map[string]bool{} // the due ones
+	var refreshed, swept time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.wake:
+			all = l.takeHeard(all, active)
+			continue
+		case <-ticker.C:
+		}
+		all = l.takeHeard(all, active)
+		check := slices.Sorted(mapKeys(active))
+		if all == nil || time.Since(refreshed) >= l.cfg.RegistryRefresh {
+			if n, err := l.names(ctx); err == nil {
+				for name := range active {
+					n = append(n, name)
+				}
+				slices.Sort(n)
+				all = slices.Compact(n)
+				refreshed, check = time.Now(), all
+			} else if ctx.Err() == nil {
+				l.log.Warn().Err(err).Msg("read breaker registry")
+			}
+			if err := l.publishPolicies(ctx); err != nil && ctx.Err() == nil {
+				l.log.Warn().Err(err).Msg("publish policies")
+			}
+		}
+		if err := l.tick(ctx, check, active); err != nil && ctx.Err() == nil {
+			l.log.Warn().Err(err).Msg("tick")
+		}
+		if l.cfg.Retention > 0 && time.Since(swept) >= l.cfg.RetentionSweep {
+			swept = time.Now()
+			if err := l.expire(ctx, all); err != nil && ctx.Err() == nil {
+				l.log.Warn().Err(err).Msg("retention expiry")
+			}
+		}
+	}
+}
+
+func mapKeys(m map[string]bool) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// takeHeard merges what the watch heard into the loop's lists.
+func (l *Loop) takeHeard(all []string, active map[string]bool) []string {
+	l.mu.Lock()
+	heard := l.heard
+	l.heard = map[string]bool{}
+	l.mu.Unlock()
+	for n, isDue := range heard {
+		if i, found := slices.BinarySearch(all, n); !found {
+			all = slices.Insert(all, i, n)
+		}
+		if isDue {
+			active[n] = true
+		}
+	}
+	return all
+}
+
+// publishPolicies writes the configured policies where agents read them,
+// before any outcome is reported: an agent must know a breaker's
+// hang_after before its first call hangs.
+func (l *Loop) publishPolicies(ctx context.Context) error {
+	if err := l.store.SetDefaultPolicy(ctx, l.policies.DefaultPolicy()); err != nil {
+		return err
+	}
+	for _, n := range l.policies.Names() {
+		if err := l.store.SeedPolicy(ctx, n, l.policies.Policy(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watch hears every change published on the channel: it hands the event
+// to the hub at once and notes the breaker for the timer, never waiting
+// for it, so a slow tick never holds up the event stream. It returns when
+// ctx ends.
+func (l *Loop) watch(ctx context.Context) {
+	ps := l.store.Subscribe(ctx)
+	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		ch, err := report.DecodeChange(msg.Payload)
+		if err != nil {
+			l.log.Debug().Err(err).Msg("ignored a bad change message")
+			continue
+		}
+		if ch.Event != nil {
+			l.hub.publish(statestore.EventOf(ch.Event))
+		}
+		l.mu.Lock()
+		l.heard[ch.Name] = l.heard[ch.Name] || due(ch.Snapshot)
+		l.mu.Unlock()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// tick runs the tick script on every breaker of names that is due (open,
+// half-open or overridden) and keeps active up to date. Closed breakers
+// cost one pipelined read.
+func (l *Loop) tick(ctx context.Context, names []string, active map[string]bool) error {
+	if len(names) == 0 {
+		return nil
+	}
+	snaps, err := l.store.Snapshots(ctx, names)
+	if err != nil {
+		return err
+	}
+	for _, s := range snaps {
+		if !due(s) {
+			delete(active, s.Name)
+			continue
+		}
+		active[s.Name] = true
+		p := l.policies.Policy(s.Name)
+		res, err := l.store.Tick(ctx, s.Name, p, l.cfg.ID)
+		if err != nil {
+			return err
+		}
+		l.logTransition(res)
+		if !due(res.Snapshot) {
+			delete(active, s.Name)
+		}
+		l.maybeProbe(ctx, res.Snapshot, p)
+	}
+	return nil
+}
+
+// expire forgets the breakers of names that no agent reported and
+// nothing changed for the retention (statestore.Store.Expire), except
+// configured ones. The cheap read picks the candidates by this
+// process's clock; the script decides by Redis's.
+func (l *Loop) expire(ctx context.Context, names []string) error {
+	var candidates []string
+	for _, n := range names {
+		if !l.configured(n) {
+			candidates = append(candidates, n)
+		}
+	}
+	cutoff := time.Now().Add(-l.cfg.Retention)
+	for chunk := range slices.Chunk(candidates, 500) {
+		ds, err := l.store.Details(ctx, chunk)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Override != statestore.OverrideNone || d.SeenAt.After(cutoff) || d.ChangedAt.After(cutoff) {
+				continue
+			}
+			res, err := l.store.Expire(ctx, d.Name, l.policies.Policy(d.Name), l.cfg.ID, l.cfg.Retention)
+			if err != nil {
+				return err
+			}
+			if res.Gone {
+				l.known.forget(d.Name)
+				l.logTransition(res)
+				if res.Transition == nil {
+					l.log.Info().Str("breaker", d.Name).Msg("forgot a registered breaker with no state")
+				}
+			}
+		}
+	}
+	return nil
+}
