@@ -1,0 +1,404 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fusebox-io/fusebox/agentlib"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+// FleetConfig shapes a fleet run: N agents in this process, each calling
+// its breakers at a fixed rate, against one redis-server and one
+// coordinator process.
+type FleetConfig struct {
+	// RedisAddr is a running redis-server (host:port) the run may use.
+	RedisAddr string
+	// Agents are the fleet sizes to measure, one row each.
+	Agents []int
+	// Breakers per agent. Default 3.
+	Breakers int
+	// Rate is calls per second per agent, spread over its breakers.
+	// Default 50.
+	Rate int
+	// Steady is how long successes are measured per row. Default 10s.
+	Steady time.Duration
+	// Trips is how many trips propagation is measured over. Default 20.
+	Trips int
+	// Progress receives a line per phase; nil discards.
+	Progress io.Writer
+}
+
+// FleetRow is one fleet size's measurements.
+type FleetRow struct {
+	Agents           int
+	CallsPerSec      float64
+	RedisCmdsPerSec  float64
+	ScriptsPerSec    float64
+	RedisCPU         float64 // share of one core
+	CoordinatorCPU   float64 // share of one core
+	PropagationP50   time.Duration
+	PropagationP99   time.Duration
+	CmdsPerUserCall  float64
+	AgentsDegraded   int
+}
+
+// coordProc is a coordinator running as its own process, so its CPU can
+// be measured apart from the agents'.
+type coordProc struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func buildCoordinator(dir string) (string, error) {
+	bin := filepath.Join(dir, "coordinator")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/fusebox-io/fusebox/cmd/coordinator").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build the coordinator: %v: %s", err, out)
+	}
+	return bin, nil
+}
+
+func startCoordinator(ctx context.Context, bin, redisURL, prefix, token, config string) (*coordProc, error) {
+	cfgPath := filepath.Join(filepath.Dir(bin), prefix+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "FUSEBOX_REDIS_URL="+redisURL, "FUSEBOX_LISTEN=127.0.0.1:0", "FUSEBOX_PREFIX="+prefix,
+		"FUSEBOX_TOKENS=fleet:agent:"+token+",ops:admin:"+token+"-admin", "FUSEBOX_CONFIG="+cfgPath,
+		"FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info", "FUSEBOX_ID=fleet-coordinator")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &coordProc{cmd: cmd}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var ev struct {
+				Message string `json:"message"`
+				API     string `json:"api"`
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.API != "" {
+				select {
+				case ready <- ev.API:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case p.url = <-ready:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, errors.New("the coordinator did not start within 20s")
+	}
+	return p, nil
+}
+
+func (p *coordProc) stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+// cpu is the process's user+system CPU time so far.
+func (p *coordProc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
+}
+
+// redisStats are the counters a row needs from INFO.
+type redisStats struct {
+	cmds, scripts int64
+	cpu           time.Duration
+}
+
+func readRedis(ctx context.Context, rdb *redis.Client) (redisStats, error) {
+	info, err := rdb.Info(ctx, "stats", "commandstats", "cpu").Result()
+	if err != nil {
+		return redisStats{}, err
+	}
+	var s redisStats
+	var cpuSec float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case k == "total_commands_processed":
+			s.cmds, _ = strconv.ParseInt(v, 10, 64)
+		case k == "used_cpu_sys" || k == "used_cpu_user":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpuSec += f
+		case k == "cmdstat_evalsha" || k == "cmdstat_eval":
+			for _, kv := range strings.Split(v, ",") {
+				if n, ok := strings.CutPrefix(kv, "calls="); ok {
+					c, _ := strconv.ParseInt(n, 10, 64)
+					s.scripts += c
+				}
+			}
+		}
+	}
+	s.cpu = time.Duration(cpuSec * float64(time.Second))
+	return s, nil
+}
+
+// RunFleet measures each fleet size in turn.
+func RunFleet(ctx context.Context, cfg FleetConfig) ([]FleetRow, error) {
+	if cfg.Breakers <= 0 {
+		cfg.Breakers = 3
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 50
+	}
+	if cfg.Steady <= 0 {
+		cfg.Steady = 10 * time.Second
+	}
+	if cfg.Trips <= 0 {
+		cfg.Trips = 20
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	dir, err := os.MkdirTemp("", "fusebox-fleet-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := buildCoordinator(dir)
+	if err != nil {
+		return nil, err
+	}
+	var rows []FleetRow
+	for i, n := range cfg.Agents {
+		row, err := runFleetRow(ctx, cfg, bin, n, fmt.Sprintf("fleet%d", i))
+		if err != nil {
+			return rows, fmt.Errorf("%d agents: %w", n, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, prefix string) (FleetRow, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	row := FleetRow{Agents: n}
+	redisURL := "redis://" + cfg.RedisAddr
+	token := "fleet-token-0123456789abcdef"
+	names := make([]string, cfg.Breakers)
+	for i := range names {
+		names[i] = fmt.Sprintf("provider-%d", i)
+	}
+	coord, err := startCoordinator(ctx, bin, redisURL, prefix, token, "defaults:\n  open_timeout: 10m\n  max_open_timeout: 10m\n")
+	if err != nil {
+		return row, err
+	}
+	defer coord.stop()
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
+	defer rdb.Close()
+
+	fmt.Fprintf(cfg.Progress, "fleet: %d agents × %d breakers, %d calls/s each\n", n, cfg.Breakers, cfg.Rate)
+	agents := make([]*agentlib.Agent, n)
+	breakers := make([][]*agentlib.Breaker, n)
+	shared := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 64})
+	defer shared.Close()
+	for i := range n {
+		// Each agent has its own client, as separate replicas would: its
+		// own pub/sub connection and pool.
+		a, err := agentlib.New(agentlib.Config{CoordinatorURL: coord.url, RedisURL: redisURL, Prefix: prefix, Token: token,
+			AgentID: fmt.Sprintf("fleet-%d", i)})
+		if err != nil {
+			return row, err
+		}
+		defer a.Close()
+		agents[i] = a
+		for _, name := range names {
+			b, err := a.Breaker(name)
+			if err != nil {
+				return row, err
+			}
+			breakers[i] = append(breakers[i], b)
+		}
+	}
+	// The calls: every agent calls its breakers in turn, cfg.Rate a
+	// second, driven by a few goroutines, successes only.
+	var calls atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	drivers := min(n, 16)
+	every := time.Second / time.Duration(cfg.Rate)
+	for d := range drivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			k := 0
+			for {
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				for i := d; i < n; i += drivers {
+					b := breakers[i][k%cfg.Breakers]
+					if done, err := b.Allow(); err == nil {
+						done(agentlib.Success())
+						calls.Add(1)
+					}
+				}
+				k++
+			}
+		}()
+	}
+	// Warm up, then measure the steady state.
+	if !sleepCtx(ctx, 3*time.Second) {
+		return row, ctx.Err()
+	}
+	r0, err := readRedis(ctx, rdb)
+	if err != nil {
+		return row, err
+	}
+	c0, _ := coord.cpu()
+	calls0 := calls.Load()
+	start := time.Now()
+	if !sleepCtx(ctx, cfg.Steady) {
+		return row, ctx.Err()
+	}
+	el := time.Since(start)
+	r1, err := readRedis(ctx, rdb)
+	if err != nil {
+		return row, err
+	}
+	c1, _ := coord.cpu()
+	calls1 := calls.Load()
+	close(stop)
+	wg.Wait()
+	sec := el.Seconds()
+	row.CallsPerSec = float64(calls1-calls0) / sec
+	row.RedisCmdsPerSec = float64(r1.cmds-r0.cmds) / sec
+	row.ScriptsPerSec = float64(r1.scripts-r0.scripts) / sec
+	row.RedisCPU = (r1.cpu - r0.cpu).Seconds() / sec
+	row.CoordinatorCPU = (c1 - c0).Seconds() / sec
+	if row.CallsPerSec > 0 {
+		row.CmdsPerUserCall = row.RedisCmdsPerSec / row.CallsPerSec
+	}
+	for _, a := range agents {
+		if a.Degraded() {
+			row.AgentsDegraded++
+		}
+	}
+
+	// Propagation: a report trips a breaker; how long until every agent
+	// denies (over pub/sub).
+	store, err := statestore.New(shared, statestore.Options{Prefix: prefix})
+	if err != nil {
+		return row, err
+	}
+	fmt.Fprintf(cfg.Progress, "fleet: %d agents: %d trips\n", n, cfg.Trips)
+	body := []byte(`{"agent":"tripper","breakers":[{"name":"provider-0","fail":5,"trailing_fail":5,"last_error":"503"}]}`)
+	var samples []time.Duration
+	all := func(st statestore.State) bool {
+		for i := range n {
+			if breakers[i][0].State().State != st {
+				return false
+			}
+		}
+		return true
+	}
+	p := statestore.DefaultPolicy()
+	p.OpenTimeout, p.MaxOpenTimeout = 10*time.Minute, 10*time.Minute
+	for range cfg.Trips {
+		if _, err := store.Reset(ctx, "provider-0", p, "fleet", "next round"); err != nil {
+			return row, err
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !all(statestore.StateClosed) {
+			if time.Now().After(deadline) {
+				return row, errors.New("agents never all saw the reset")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t0 := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, coord.url+"/v1/reports", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return row, err
+		}
+		resp.Body.Close()
+		for !all(statestore.StateOpen) {
+			if time.Since(t0) > 10*time.Second {
+				return row, errors.New("agents never all saw the trip")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		samples = append(samples, time.Since(t0))
+	}
+	slices.Sort(samples)
+	row.PropagationP50 = samples[len(samples)/2]
+	row.PropagationP99 = samples[min(len(samples)-1, len(samples)*99/100)]
+	return row, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// WriteFleetTable prints the rows.
+func WriteFleetTable(w io.Writer, cfg FleetConfig, rows []FleetRow) {
+	fmt.Fprintf(w, "Fleet: agents in one process, %d breakers each, %d calls/s per agent (successes), one redis-server, one coordinator process\n\n",
+		max(cfg.Breakers, 3), max(cfg.Rate, 50))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "agents\tcalls/s\tRedis commands/s\tper user call\tscript calls/s\tRedis CPU\tcoordinator CPU\ttrip propagation p50 / p99\tdegraded\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.4f\t%.0f\t%.1f%%\t%.1f%%\t%s / %s\t%d\t\n", r.Agents, r.CallsPerSec, r.RedisCmdsPerSec, r.CmdsPerUserCall,
+			r.ScriptsPerSec, 100*r.RedisCPU, 100*r.CoordinatorCPU, r.PropagationP50.Round(10*time.Microsecond), r.PropagationP99.Round(10*time.Microsecond), r.AgentsDegraded)
+	}
+	_ = tw.Flush()
+}
