@@ -49,16 +49,16 @@ type FleetConfig struct {
 
 // FleetRow is one fleet size's measurements.
 type FleetRow struct {
-	Agents           int
-	CallsPerSec      float64
-	RedisCmdsPerSec  float64
-	ScriptsPerSec    float64
-	RedisCPU         float64 // share of one core
-	CoordinatorCPU   float64 // share of one core
-	PropagationP50   time.Duration
-	PropagationP99   time.Duration
-	CmdsPerUserCall  float64
-	AgentsDegraded   int
+	Agents          int
+	CallsPerSec     float64
+	RedisCmdsPerSec float64
+	ScriptsPerSec   float64
+	RedisCPU        float64 // share of one core
+	CoordinatorCPU  float64 // share of one core
+	PropagationP50  time.Duration
+	PropagationP99  time.Duration
+	CmdsPerUserCall float64
+	AgentsDegraded  int
 }
 
 // coordProc is a coordinator running as its own process, so its CPU can
