@@ -46,16 +46,34 @@ func sse(w http.ResponseWriter, event string, v any) {
 }
 
 // openAIChat answers /chat/completions (OpenAI, and Ollama's compatible
-// endpoint).
+// endpoint): text, or tool calls when the request offers tools.
 func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request, body []byte, req request, f *Fault) {
+	t, invalid := openAITurn(body)
+	if invalid != "" {
+		writeJSON(w, 400, map[string]any{"error": map[string]any{"message": invalid, "type": "invalid_request_error", "param": "messages", "code": nil}})
+		return
+	}
 	id := fmt.Sprintf("chatcmpl-fake%d", seq.Add(1))
 	created := time.Now().Unix()
 	model := req.Model
+	usage := map[string]int{"prompt_tokens": promptTokens(body), "completion_tokens": completionTokens(), "total_tokens": promptTokens(body) + completionTokens()}
+	finish := "stop"
+	if len(t.calls) > 0 {
+		finish = "tool_calls"
+	}
 	if req.Stream == nil || !*req.Stream {
+		msg := map[string]any{"role": "assistant", "content": t.text, "refusal": nil}
+		if len(t.calls) > 0 {
+			var calls []any
+			for _, c := range t.calls {
+				calls = append(calls, map[string]any{"id": c.id, "type": "function", "function": map[string]any{"name": c.name, "arguments": string(c.args)}})
+			}
+			msg["content"], msg["tool_calls"] = nil, calls
+		}
 		writeJSON(w, 200, map[string]any{
 			"id": id, "object": "chat.completion", "created": created, "model": model,
-			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": Reply}, "finish_reason": "stop", "logprobs": nil}},
-			"usage":   map[string]int{"prompt_tokens": promptTokens(body), "completion_tokens": completionTokens(), "total_tokens": promptTokens(body) + completionTokens()},
+			"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": finish, "logprobs": nil}},
+			"usage":   usage,
 		})
 		return
 	}
@@ -92,30 +110,39 @@ func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request, body []byte,
 	if fault() {
 		return
 	}
-	sse(w, "", chunk(map[string]any{"role": "assistant", "content": ""}, nil))
-	for _, word := range words() {
-		if fault() {
-			return
+	if len(t.calls) == 0 {
+		sse(w, "", chunk(map[string]any{"role": "assistant", "content": ""}, nil))
+		for _, word := range strings.SplitAfter(t.text, " ") {
+			if fault() {
+				return
+			}
+			sse(w, "", chunk(map[string]any{"content": word}, nil))
 		}
-		sse(w, "", chunk(map[string]any{"content": word}, nil))
+	} else {
+		sse(w, "", chunk(map[string]any{"role": "assistant", "content": nil, "refusal": nil}, nil))
+		for i, c := range t.calls {
+			if fault() {
+				return
+			}
+			sse(w, "", chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": c.id, "type": "function",
+				"function": map[string]any{"name": c.name, "arguments": ""}}}}, nil))
+			for _, frag := range fragments(string(c.args)) {
+				if fault() {
+					return
+				}
+				sse(w, "", chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "function": map[string]any{"arguments": frag}}}}, nil))
+			}
+		}
 	}
-	sse(w, "", chunk(map[string]any{}, "stop"))
+	sse(w, "", chunk(map[string]any{}, finish))
 	if opts.StreamOptions.IncludeUsage {
-		sse(w, "", map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": []any{},
-			"usage": map[string]int{"prompt_tokens": promptTokens(body), "completion_tokens": completionTokens(), "total_tokens": promptTokens(body) + completionTokens()}})
+		sse(w, "", map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": []any{}, "usage": usage})
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
-func (s *Server) openAIModels(w http.ResponseWriter, _ *http.Request) {
-	var data []any
-	for _, m := range []string{"gpt-4o", "gpt-4o-mini"} {
-		data = append(data, map[string]any{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"})
-	}
-	writeJSON(w, 200, map[string]any{"object": "list", "data": data})
-}
-
-// anthropicMessages answers /v1/messages.
+// anthropicMessages answers /v1/messages: text, or a text block and
+// tool_use blocks when the request offers tools.
 func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body []byte, req request, f *Fault) {
 	if r.Header.Get("anthropic-version") == "" {
 		writeJSON(w, 400, map[string]any{"type": "error", "error": map[string]string{"type": "invalid_request_error", "message": "anthropic-version: header is required"}})
@@ -129,13 +156,26 @@ func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body 
 		writeJSON(w, 400, map[string]any{"type": "error", "error": map[string]string{"type": "invalid_request_error", "message": "max_tokens: Field required"}})
 		return
 	}
+	t, invalid := anthropicTurn(body)
+	if invalid != "" {
+		writeJSON(w, 400, map[string]any{"type": "error", "error": map[string]string{"type": "invalid_request_error", "message": invalid}})
+		return
+	}
 	id := fmt.Sprintf("msg_fake%d", seq.Add(1))
 	in, out := promptTokens(body), completionTokens()
+	stop := "end_turn"
+	if len(t.calls) > 0 {
+		stop = "tool_use"
+	}
 	if req.Stream == nil || !*req.Stream {
+		content := []any{map[string]string{"type": "text", "text": t.text}}
+		for _, c := range t.calls {
+			content = append(content, map[string]any{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args})
+		}
 		writeJSON(w, 200, map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": req.Model,
-			"content":     []any{map[string]string{"type": "text", "text": Reply}},
-			"stop_reason": "end_turn", "stop_sequence": nil,
+			"content":     content,
+			"stop_reason": stop, "stop_sequence": nil,
 			"usage": map[string]int{"input_tokens": in, "output_tokens": out},
 		})
 		return
@@ -166,14 +206,28 @@ func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body 
 		"stop_reason": nil, "stop_sequence": nil, "usage": map[string]int{"input_tokens": in, "output_tokens": 1}}})
 	sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]string{"type": "text", "text": ""}})
 	sse(w, "ping", map[string]string{"type": "ping"})
-	for _, word := range words() {
+	for _, word := range strings.SplitAfter(t.text, " ") {
 		if fault() {
 			return
 		}
 		sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]string{"type": "text_delta", "text": word}})
 	}
 	sse(w, "content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
-	sse(w, "message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}, "usage": map[string]int{"output_tokens": out}})
+	for i, c := range t.calls {
+		if fault() {
+			return
+		}
+		sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": i + 1,
+			"content_block": map[string]any{"type": "tool_use", "id": c.id, "name": c.name, "input": map[string]any{}}})
+		for _, frag := range fragments(string(c.args)) {
+			if fault() {
+				return
+			}
+			sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": i + 1, "delta": map[string]string{"type": "input_json_delta", "partial_json": frag}})
+		}
+		sse(w, "content_block_stop", map[string]any{"type": "content_block_stop", "index": i + 1})
+	}
+	sse(w, "message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}, "usage": map[string]int{"output_tokens": out}})
 	sse(w, "message_stop", map[string]string{"type": "message_stop"})
 }
 

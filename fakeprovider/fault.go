@@ -31,6 +31,12 @@ const (
 	// nothing, with the connection open, until the client gives up (a
 	// non-streamed request hangs as with FaultHang).
 	FaultStall Kind = "stall"
+	// FaultExhausted answers normally, with rate-limit headers that say
+	// the requests are exhausted (remaining 0) until Reset: OpenAI's
+	// x-ratelimit-remaining-requests and x-ratelimit-reset-requests,
+	// Anthropic's anthropic-ratelimit-requests-remaining and -reset. The
+	// 429s would start with the next call.
+	FaultExhausted Kind = "exhausted"
 )
 
 // Fault is one scheduled misbehaviour of a provider.
@@ -51,6 +57,10 @@ type Fault struct {
 	// Times applies the fault to the next Times calls, then clears it;
 	// 0 keeps it until cleared.
 	Times int `json:"times,omitempty"`
+	// Reset, for FaultExhausted (required) and FaultStatus (optional),
+	// sends rate-limit headers saying the requests are exhausted until
+	// then.
+	Reset Duration `json:"reset,omitempty"`
 	// EchoKey puts the API key the request carried into a status fault's
 	// error message, as some providers and proxies do.
 	EchoKey bool `json:"echo_key,omitempty"`
@@ -63,12 +73,16 @@ func (f Fault) Validate() error {
 		if f.Status < 400 || f.Status > 599 {
 			return fmt.Errorf("status: want 400-599, got %d", f.Status)
 		}
+	case FaultExhausted:
+		if f.Reset <= 0 {
+			return fmt.Errorf("reset: required for exhausted, a positive duration like \"2s\"")
+		}
 	case FaultQuota, FaultHang, FaultReset, FaultStreamCut, FaultStreamError, FaultLatency, FaultStall:
 	default:
-		return fmt.Errorf("kind %q: want status, quota, hang, reset, stream_cut, stream_error, stall or latency", f.Kind)
+		return fmt.Errorf("kind %q: want status, quota, hang, reset, stream_cut, stream_error, stall, latency or exhausted", f.Kind)
 	}
-	if f.Times < 0 || f.CutAfter < 0 || f.Latency < 0 {
-		return fmt.Errorf("times, cut_after and latency must not be negative")
+	if f.Times < 0 || f.CutAfter < 0 || f.Latency < 0 || f.Reset < 0 {
+		return fmt.Errorf("times, cut_after, latency and reset must not be negative")
 	}
 	return nil
 }

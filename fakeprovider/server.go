@@ -30,24 +30,31 @@ type Call struct {
 
 // Server is the fake provider.
 type Server struct {
-	mu       sync.Mutex
-	faults   map[string]*Fault // guarded by mu
-	calls    map[string]int64  // guarded by mu
-	canaries map[string]int64  // guarded by mu; calls that were canaries
-	last     map[string]Call   // guarded by mu
-	mux      *http.ServeMux
-	done     chan struct{}
-	once     sync.Once
+	mu         sync.Mutex
+	faults     map[string]*Fault // guarded by mu
+	calls      map[string]int64  // guarded by mu
+	canaries   map[string]int64  // guarded by mu; calls that were canaries
+	modelCalls map[string]int64  // guarded by mu; model list requests
+	last       map[string]Call   // guarded by mu
+	mux        *http.ServeMux
+	done       chan struct{}
+	once       sync.Once
 }
 
 // New returns a server with no faults.
 func New() *Server {
-	s := &Server{faults: map[string]*Fault{}, calls: map[string]int64{}, canaries: map[string]int64{}, last: map[string]Call{}, mux: http.NewServeMux(), done: make(chan struct{})}
+	s := &Server{faults: map[string]*Fault{}, calls: map[string]int64{}, canaries: map[string]int64{}, modelCalls: map[string]int64{}, last: map[string]Call{}, mux: http.NewServeMux(), done: make(chan struct{})}
 	s.mux.HandleFunc("POST /openai/v1/chat/completions", s.provider("openai", s.openAIChat))
-	s.mux.HandleFunc("GET /openai/v1/models", s.openAIModels)
+	s.mux.HandleFunc("POST /openai/v1/embeddings", s.provider("openai", s.embeddings))
+	s.mux.HandleFunc("POST /openai/v1/responses", s.provider("openai", s.responses))
+	s.mux.HandleFunc("GET /openai/v1/models", s.models("openai"))
 	s.mux.HandleFunc("POST /anthropic/v1/messages", s.provider("anthropic", s.anthropicMessages))
+	s.mux.HandleFunc("GET /anthropic/v1/models", s.models("anthropic"))
 	s.mux.HandleFunc("POST /ollama/api/chat", s.provider("ollama", s.ollamaChat))
 	s.mux.HandleFunc("POST /ollama/v1/chat/completions", s.provider("ollama", s.openAIChat))
+	s.mux.HandleFunc("POST /ollama/v1/embeddings", s.provider("ollama", s.embeddings))
+	s.mux.HandleFunc("POST /ollama/v1/responses", s.provider("ollama", s.responses))
+	s.mux.HandleFunc("GET /ollama/v1/models", s.models("ollama"))
 	s.mux.HandleFunc("GET /ollama/api/tags", s.provider("ollama", s.ollamaTags))
 	s.mux.HandleFunc("GET /ollama/api/version", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, 200, map[string]string{"version": "0.5.7"})
@@ -117,6 +124,7 @@ func (s *Server) Reset() {
 	s.faults = map[string]*Fault{}
 	s.calls = map[string]int64{}
 	s.canaries = map[string]int64{}
+	s.modelCalls = map[string]int64{}
 	s.last = map[string]Call{}
 }
 
@@ -205,6 +213,9 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 				if f.RetryAfter != "" {
 					w.Header().Set("Retry-After", f.RetryAfter)
 				}
+				if f.Reset > 0 {
+					rateLimitHeaders(w, name, time.Duration(f.Reset))
+				}
 				key := ""
 				if f.EchoKey {
 					key = firstHeader(r, "Authorization", "X-Api-Key")
@@ -213,8 +224,13 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 				return
 			case FaultLatency:
 				f = nil
+			case FaultExhausted:
+				rateLimitHeaders(w, name, time.Duration(f.Reset))
+				h(w, r, body, req, nil)
+				return
 			}
 		}
+		rateLimitHeaders(w, name, 0)
 		h(w, r, body, req, f)
 	}
 }
@@ -273,16 +289,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	calls, canaries := map[string]int64{}, map[string]int64{}
+	calls, canaries, models := map[string]int64{}, map[string]int64{}, map[string]int64{}
 	for _, p := range Providers {
 		calls[p] = s.calls[p]
 		canaries[p] = s.canaries[p]
+		models[p] = s.modelCalls[p]
 	}
 	faults := map[string]Fault{}
 	for p, f := range s.faults {
 		faults[p] = *f
 	}
-	writeJSON(w, 200, map[string]any{"calls": calls, "canaries": canaries, "faults": faults, "last": s.last})
+	writeJSON(w, 200, map[string]any{"calls": calls, "canaries": canaries, "model_calls": models, "faults": faults, "last": s.last})
 }
 
 func (s *Server) setFault(w http.ResponseWriter, r *http.Request) {
