@@ -62,7 +62,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	go func() { defer watch.Done(); l.watch(ctx) }()
 	ticker := time.NewTicker(l.cfg.TickInterval)
 	defer ticker.Stop()
-	var all []string           // every breaker this loop knows, sorted
+	var all []string            // every breaker this loop knows, sorted
 	active := map[string]bool{} // the due ones
 	var refreshed, swept time.Time
 	for {

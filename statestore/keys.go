@@ -40,4 +40,4 @@ func (s *Store) registryKeys() []string {
 	r := s.registryKey()
 	return []string{r, "{" + r + "}:owner", "{" + r + "}:count"}
 }
-func (s *Store) defaultPolicyKey() string     { return s.prefix + ":default-policy" }
+func (s *Store) defaultPolicyKey() string { return s.prefix + ":default-policy" }
