@@ -1,10 +1,14 @@
 package agentlib
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,8 +260,9 @@ func (p *probeCall) verdict(o Outcome, hung bool) {
 }
 
 // askPermit handles a traffic-mode half-open window: the first caller on
-// this agent asks Redis for the window's single permit; everyone else is
-// denied (nil).
+// this agent asks a coordinator (POST /v1/permits, which runs the permit
+// script: agents need no Redis write access) for the window's single
+// permit; everyone else is denied (nil).
 func (b *Breaker) askPermit(v *view) *probeCall {
 	b.triedMu.Lock()
 	if b.triedGen == v.snap.Gen && b.triedEpoch >= v.snap.Epoch {
@@ -272,17 +277,61 @@ func (b *Breaker) askPermit(v *view) *probeCall {
 	p := &probeCall{b: b, gen: v.snap.Gen, epoch: v.snap.Epoch, nonce: hex.EncodeToString(raw[:]), started: b.a.tick.Load()}
 	ctx, cancel := context.WithTimeout(context.Background(), b.a.cfg.PermitTimeout)
 	defer cancel()
-	res, err := b.a.store.AcquirePermit(ctx, b.name, v.policyOr(b.a.policy), b.a.cfg.AgentID, p.gen, p.epoch, p.nonce)
+	ans, err := b.requestPermit(ctx, report.PermitRequest{Agent: b.a.cfg.AgentID, Breaker: b.name, Gen: p.gen, Epoch: p.epoch, Nonce: p.nonce})
 	if err != nil {
 		b.a.log.Warn().Err(err).Str("breaker", b.name).Msg("half-open permit request failed")
 		return nil
 	}
-	if !res.Granted {
+	if !ans.Granted {
+		b.apply(ans.State, nil, false) // the window may have moved on
 		return nil
 	}
 	b.probing.Store(p)
 	b.a.log.Info().Str("breaker", b.name).Int64("epoch", p.epoch).Msg("this call is the half-open probe")
 	return p
+}
+
+// requestPermit posts a permit request to the coordinators, the one
+// reports go to first, within ctx.
+func (b *Breaker) requestPermit(ctx context.Context, pr report.PermitRequest) (report.PermitAnswer, error) {
+	body, err := json.Marshal(pr)
+	if err != nil {
+		return report.PermitAnswer{}, err
+	}
+	a := b.a
+	first := int(a.coordIdx.Load())
+	var lastErr error
+	for i := range a.coords {
+		base := a.coords[(first+i)%len(a.coords)]
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/permits", bytes.NewReader(body))
+		if err != nil {
+			return report.PermitAnswer{}, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if a.cfg.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+		}
+		resp, err := a.http.Do(req)
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			lastErr = fmt.Errorf("coordinator %s answered the permit request %d: %s", base, resp.StatusCode, bytes.TrimSpace(data[:min(len(data), 300)]))
+			continue
+		}
+		var ans report.PermitAnswer
+		if err := json.Unmarshal(data, &ans); err != nil {
+			return report.PermitAnswer{}, fmt.Errorf("coordinator %s: bad permit answer: %w", base, err)
+		}
+		return ans, nil
+	}
+	return report.PermitAnswer{}, lastErr
 }
 
 // takeProbe returns the probe verdict waiting to be reported, if any.
