@@ -10,11 +10,18 @@
 -- ARGV[20] epoch the agent saw  ARGV[21] agent id  ARGV[22] gen the agent
 -- saw  ARGV[23] nonce
 -- Returns reply() (common.lua): code 3 granted, 0 refused (not half-open in
--- that window, or the breaker's mode is not traffic).
+-- that window, the window's permit was granted already, or the breaker's
+-- mode is not traffic).
 
 local epoch, agent, gen, nonce = tonumber(ARGV[OWN]), ARGV[OWN + 1], ARGV[OWN + 2], ARGV[OWN + 3]
 local s = load()
 if s.fresh or s.override ~= '' or s.state ~= 'half_open' or s.epoch ~= epoch or s.gen ~= gen or nonce == '' then
+  return reply(s, 0)
+end
+-- One permit per window: once granted (permit_at), a permit that expired
+-- unused is not granted again; the timer starts a new window probe_timeout
+-- after the grant (tick.lua).
+if s.permit_at > 0 then
   return reply(s, 0)
 end
 local mode, ttl = 'traffic', P.probe_timeout_ms
