@@ -1,9 +1,6 @@
 package agentlib
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // linkDownAfter is how many failures in a row take a link down: one
 // failed resync or report must not flip modes (and reset counters).
@@ -112,6 +109,3 @@ func (a *Agent) applyMode(redisOK, coordOK bool) {
 			Msg("degraded: deciding on local breakers until Redis and the coordinator answer again")
 	}
 }
-
-// since is a small helper for durations on the agent's clock.
-func (a *Agent) since(t time.Time) time.Duration { return a.clock.Now().Sub(t) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -45,7 +46,7 @@ func (a *Agent) subscribeLoop(ctx context.Context) {
 			case *redis.Subscription:
 				a.kickResync()
 			case *redis.Message:
-				s, err := statestore.DecodeMessage(m.Payload)
+				s, err := report.DecodeMessage(m.Payload)
 				if err != nil {
 					a.log.Warn().Err(err).Msg("ignored a bad change message")
 					continue
