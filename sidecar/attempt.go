@@ -3,7 +3,6 @@ package sidecar
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ type attemptKind int
 const (
 	attReady  attemptKind = iota // an answer to serve: a whole body, or a stream up to its first token
 	attAnswer                    // the provider's client error, for the caller
+	attContext                   // a 400 for the context length: the caller's, unless a larger-context fallback takes it
 	attNext                      // a failure: try the next provider
 	attRetry                     // a fast failure (refused, reset): the same provider may be tried again
 	attGone                      // the caller left, or another provider answered first
@@ -45,7 +45,8 @@ type attempt struct {
 	s     *Server
 	p     *Provider
 	b     *agentlib.Breaker
-	req   *chatRequest
+	req   *request
+	ob    *outbound
 	model string
 	index int // in the route's chain
 	hedge bool
@@ -66,19 +67,20 @@ type attempt struct {
 	// Set by do before the attempt reports.
 	kind   attemptKind
 	why    string
-	status int    // attAnswer
-	body   []byte // attAnswer: the provider's error body; attReady (not streamed): the answer
+	skip   string // attNext: why the provider is passed over (X-Fusebox-Skipped), when it answered well but could not be relayed
+	status int    // attAnswer, attContext
+	body   []byte // attAnswer: the provider's error body; attReady (not streamed): the answer, in the client's format
 	// A stream that is ready: the rest is read by the walk.
-	resp *http.Response
-	rd   *bufio.Reader
-	ant  *anthropicStream
-	head [][]byte // chunks up to the first token
-	fin  bool     // the stream ended within head
+	resp  *http.Response
+	rd    *bufio.Reader
+	relay relay
+	head  []provider.Event // events up to the first token, in the client's format
+	fin   bool             // the stream ended within head
 }
 
-func (s *Server) newAttempt(parent context.Context, p *Provider, index int, model string, req *chatRequest, call agentlib.Call, out chan<- *attempt) *attempt {
+func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request, o *outbound, call agentlib.Call, out chan<- *attempt) *attempt {
 	a := &attempt{
-		s: s, p: p, b: s.breakers[p.Name], req: req, model: model, index: index, call: call, start: time.Now(), out: out,
+		s: s, p: p, b: b, req: req, ob: o, model: model, index: index, call: call, start: time.Now(), out: out,
 		responded: make(chan struct{}), finished: make(chan struct{}), lost: make(chan struct{}), won: make(chan struct{}),
 	}
 	// An attempt outlives the request that started it: a hedge's loser
@@ -95,7 +97,7 @@ func (a *attempt) run() {
 	go a.watchLost()
 	a.do()
 	a.out <- a
-	if a.kind != attReady || !a.req.Stream {
+	if a.kind != attReady || !a.req.stream {
 		if a.kind != attReady {
 			a.cancel(nil)
 		}
@@ -198,20 +200,13 @@ func (a *attempt) gone() bool {
 func (a *attempt) do() {
 	defer close(a.finished)
 	up := a.s.upstreams[a.p.Name]
-	hreq, err := up.request(a.ctx, a.req, a.model)
-	if err != nil {
-		var re *requestError
-		if errors.As(err, &re) {
-			a.kind, a.status, a.body = attAnswer, http.StatusBadRequest, openAIErrorBody(re.msg, "invalid_request_error", "", re.param)
-			a.end(agentlib.Ignored(), "refused")
-			return
-		}
-		// errUntranslatable: this provider cannot take the request.
-		a.fail(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "skipped")
+	hreq, err := a.ob.request(a.ctx)
+	if err != nil { // a URL from a validated base URL: cannot happen
+		a.fail(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "bad_request")
 		return
 	}
 	var firstToken *time.Timer
-	if a.req.Stream {
+	if a.req.stream {
 		// Headers and then a first token: a stream that starts and sends
 		// nothing is as hung as one that never starts.
 		firstToken = time.AfterFunc(a.p.FirstToken, func() { a.cancel(errFirstToken) })
@@ -226,15 +221,22 @@ func (a *attempt) do() {
 	if resp.StatusCode != http.StatusOK {
 		a.markResponded()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		v := classifyStatus(a.p, resp.StatusCode, body, provider.RetryAfter(resp.Header, time.Now()))
+		v := classifyStatus(a.p, resp.StatusCode, body, provider.RetryIn(resp.Header, time.Now()))
 		reason := a.s.redact.string(v.reason)
-		if v.quota {
+		switch {
+		case v.quota:
 			a.s.log.Error().Str("provider", a.p.Name).Str("reason", reason).Msg("quota or billing exhausted: the cluster stays off this provider")
-		} else if resp.StatusCode == 401 || resp.StatusCode == 403 || resp.StatusCode == 404 {
-			a.s.log.Error().Str("provider", a.p.Name).Str("reason", reason).Msg("configuration error at the provider (key, permission or model)")
+		case v.misconfigured:
+			a.s.log.Error().Str("provider", a.p.Name).Str("breaker", a.b.Name()).Str("reason", reason).
+				Msg("configuration error at the provider (the key or its permissions): the cluster's breaker opens as misconfigured until reset")
+		case resp.StatusCode == http.StatusNotFound:
+			a.s.log.Error().Str("provider", a.p.Name).Str("model", a.model).Str("reason", reason).Msg("configuration error at the provider (the model)")
 		}
 		if v.act == actAnswer {
 			a.kind, a.status, a.body = attAnswer, resp.StatusCode, a.s.redact.bytes(body)
+			if v.contextLength {
+				a.kind, a.why = attContext, reason
+			}
 			a.end(v.outcome, strconv.Itoa(resp.StatusCode))
 			_ = resp.Body.Close()
 			return
@@ -242,9 +244,10 @@ func (a *attempt) do() {
 		a.fail(attNext, reason, v.outcome, strconv.Itoa(resp.StatusCode))
 		return
 	}
-	if !a.req.Stream {
+	a.exhausted(resp.Header)
+	if !a.req.stream {
 		a.markResponded()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 		_ = resp.Body.Close()
 		if err != nil {
 			if a.gone() {
@@ -254,36 +257,55 @@ func (a *attempt) do() {
 			a.fail(attRetry, why, agentlib.Failure(errors.New(why)), "transport_error")
 			return
 		}
-		if a.p.Kind == KindAnthropic {
-			if body, err = fromAnthropic(body); err != nil {
-				a.fail(attNext, a.p.Name+": "+err.Error(), agentlib.Failure(fmt.Errorf("%s: %w", a.p.Name, err)), "bad_answer")
+		if len(body) > maxUpstreamBody {
+			// The provider answered; no other would answer smaller.
+			a.kind, a.status = attAnswer, http.StatusBadGateway
+			a.body = provider.OpenAIErrorBody(fmt.Sprintf("%s answered with more than %d MiB", a.p.Name, maxUpstreamBody>>20), "fusebox_answer_too_large", "", "")
+			a.end(agentlib.Success(), "too_large")
+			return
+		}
+		out, err := convertBody(a.ob.conv, body)
+		if err != nil {
+			why := a.p.Name + ": its answer could not be read: " + err.Error()
+			if errors.Is(err, provider.ErrUntranslatable) {
+				// It answered well; this side cannot say it in the
+				// caller's format: the next provider may.
+				var ue *provider.UntranslatableError
+				errors.As(err, &ue)
+				a.skip = "untranslatable_answer:" + ue.Field
+				a.fail(attNext, why, agentlib.Success(), "untranslatable")
 				return
 			}
+			a.fail(attNext, why, agentlib.Failure(fmt.Errorf("%s: %w", a.p.Name, err)), "bad_answer")
+			return
 		}
-		a.kind, a.body = attReady, body
+		a.kind, a.body = attReady, out
 		a.end(agentlib.Success(), "200")
 		return
 	}
 	a.rd = bufio.NewReaderSize(resp.Body, 64<<10)
-	if a.p.Kind == KindAnthropic {
-		a.ant = &anthropicStream{includeUsage: a.req.IncludeUsage}
-	}
+	a.relay = newRelay(a.req, a.ob)
 	for {
-		chunks, fin, err := a.read()
+		evs, fin, err := a.read()
 		if err != nil {
 			if a.gone() {
 				return
 			}
 			why := a.p.Name + ": " + err.Error()
-			result := "stream_error"
+			o, result := streamOutcome(why, err)
 			if context.Cause(a.ctx) == errFirstToken {
 				why, result = fmt.Sprintf("%s: %v (%s)", a.p.Name, errFirstToken, a.p.FirstToken), "first_token_timeout"
+				o = agentlib.Failure(errors.New(why))
 			}
-			a.fail(attNext, why, agentlib.Failure(errors.New(why)), result)
+			var ue *provider.UntranslatableError
+			if errors.As(err, &ue) {
+				a.skip = "untranslatable_answer:" + ue.Field
+			}
+			a.fail(attNext, why, o, result)
 			return
 		}
-		a.head = append(a.head, chunks...)
-		if fin || anyToken(chunks) {
+		a.head = append(a.head, evs...)
+		if fin || anyToken(a.req.api, evs) {
 			a.fin = fin
 			break
 		}
@@ -295,6 +317,31 @@ func (a *attempt) do() {
 	}
 	a.markResponded()
 	a.kind = attReady
+}
+
+// exhausted reports an answer whose rate-limit headers say the limit is
+// exhausted until a reset: the cluster stays off the provider until then,
+// before the 429s start, and the answer itself is a success.
+func (a *attempt) exhausted(h http.Header) {
+	d := provider.Exhausted(h, time.Now())
+	if d <= 0 {
+		return
+	}
+	why := fmt.Sprintf("%s: rate limits exhausted for %s (remaining 0 until the reset)", a.p.Name, d.Round(time.Millisecond))
+	a.b.ReportRetryAfter(d, why)
+	a.s.metrics.exhausted.WithLabelValues(a.p.Name).Inc()
+	a.s.log.Info().Str("provider", a.p.Name).Str("breaker", a.b.Name()).Dur("retry_in", d).Msg("the provider's rate limits are exhausted: the cluster stays off it until the reset")
+}
+
+// convertBody turns a provider's whole answer into the client's format.
+func convertBody(c conversion, body []byte) ([]byte, error) {
+	switch c {
+	case convFromAnthropic:
+		return provider.AnthropicToOpenAIResponse(body, provider.ResponseOptions{})
+	case convFromOpenAI:
+		return provider.OpenAIToAnthropicResponse(body)
+	}
+	return body, nil
 }
 
 // transportFailure classifies an error before any response: a timeout
@@ -334,66 +381,27 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// read returns the next OpenAI chunks of the stream (JSON), and whether
-// the stream is complete ([DONE] follows).
-func (a *attempt) read() ([][]byte, bool, error) {
+// read returns the next events of the stream in the client's format, and
+// whether the client's stream is complete (its end marker is among them).
+func (a *attempt) read() ([]provider.Event, bool, error) {
 	for {
-		event, data, err := readSSE(a.rd)
+		ev, err := provider.ReadEvent(a.rd)
 		if err != nil {
 			if c := context.Cause(a.ctx); c != nil && c != context.Canceled {
 				return nil, false, c
 			}
-			return nil, false, fmt.Errorf("stream cut off before its end: %v", err)
+			if errors.Is(err, io.EOF) {
+				err = a.relay.end()
+			}
+			return nil, false, fmt.Errorf("stream cut off before its end: %w", err)
 		}
-		if data == nil {
+		evs, fin, err := a.relay.next(ev)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(evs) == 0 && !fin {
 			continue
 		}
-		if a.ant != nil {
-			chunks, fin, err := a.ant.event(event, data)
-			if err != nil {
-				return nil, false, err
-			}
-			if len(chunks) == 0 && !fin {
-				continue
-			}
-			return chunks, fin, nil
-		}
-		if string(data) == "[DONE]" {
-			return nil, true, nil
-		}
-		if e := provider.ParseError(data); e.Shape != provider.ShapeUnknown {
-			return nil, false, fmt.Errorf("error mid-stream: %s", firstNonEmpty(e.Message, e.CodeString(), e.Type))
-		}
-		return [][]byte{data}, false, nil
+		return evs, fin, nil
 	}
-}
-
-// anyToken reports whether a chunk carries content: text, a tool call, a
-// refusal, a finish reason or the usage. A role-only first chunk does not.
-func anyToken(chunks [][]byte) bool {
-	for _, c := range chunks {
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content   string          `json:"content"`
-					Refusal   string          `json:"refusal"`
-					ToolCalls json.RawMessage `json:"tool_calls"`
-				} `json:"delta"`
-				FinishReason *string `json:"finish_reason"`
-			} `json:"choices"`
-			Usage json.RawMessage `json:"usage"`
-		}
-		if json.Unmarshal(c, &ch) != nil {
-			return true // not ours to judge: pass it on
-		}
-		if len(ch.Usage) > 0 && string(ch.Usage) != "null" {
-			return true
-		}
-		for _, x := range ch.Choices {
-			if x.Delta.Content != "" || x.Delta.Refusal != "" || (len(x.Delta.ToolCalls) > 0 && string(x.Delta.ToolCalls) != "null") || x.FinishReason != nil {
-				return true
-			}
-		}
-	}
-	return false
 }

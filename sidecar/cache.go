@@ -51,9 +51,11 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.buf.Write(b)
 }
 
-// key is the cache key: the route, the request with its JSON normalized
-// (keys sorted, the streaming fields dropped), and the user header.
-func (c *cache) key(route string, req *chatRequest, user string) string {
+// key is the cache key: the route, the API (and for Messages the
+// anthropic-version and -beta headers), the request with its JSON
+// normalized (keys sorted, the streaming fields dropped), and the user
+// header.
+func (c *cache) key(route string, req *request, user string) string {
 	norm := make(map[string]json.RawMessage, len(req.raw))
 	for k, v := range req.raw {
 		if k == "stream" || k == "stream_options" {
@@ -69,6 +71,9 @@ func (c *cache) key(route string, req *chatRequest, user string) string {
 	h := sha256.New()
 	h.Write([]byte(route))
 	h.Write([]byte{0})
+	if req.api != APIChat { // chat keys stay what they were
+		h.Write([]byte(string(req.api) + "\x00" + req.version + "\x00" + req.beta + "\x00"))
+	}
 	h.Write(body)
 	h.Write([]byte{0})
 	h.Write([]byte(user))

@@ -97,11 +97,38 @@ type Provider struct {
 	Timeouts
 	// Breaker names the provider's cluster-wide breaker. Default: Name.
 	Breaker string
+	// Granularity: PerProvider (default), one breaker; or PerModel, one
+	// per model sent to the provider, named ModelBreakerName(Breaker,
+	// model), made on the model's first use.
+	Granularity Granularity
+	// MaxModelBreakers caps the per-model breakers; models beyond it share
+	// the provider's breaker (Breaker). Default 64.
+	MaxModelBreakers int
 	// MaxTokens is sent to Anthropic when a request sets none. Default 4096.
 	MaxTokens int
 	// NextOnConfigError moves on to the next provider after a 401, 403 or
 	// 404 (a configuration error here, not an outage). Default true.
 	NextOnConfigError bool
+	// Capabilities is what the provider declares it can serve;
+	// ModelCapabilities, per model (as sent to the provider), takes
+	// precedence field by field.
+	Capabilities      Capabilities
+	ModelCapabilities map[string]Capabilities
+}
+
+// configuredModels are the provider's models the file names: the
+// targets of Models, and the names it passes through as requested.
+func (p *Provider) configuredModels() []string {
+	set := map[string]bool{}
+	for req, m := range p.Models {
+		switch {
+		case m != "" && m != "*":
+			set[m] = true
+		case req != "*":
+			set[req] = true
+		}
+	}
+	return sortedKeys(set)
 }
 
 // Model maps a requested model to this provider's, if it can serve it.
@@ -118,22 +145,45 @@ func (p *Provider) Model(requested string) (string, bool) {
 	return "", false
 }
 
-// Route is a fallback chain for the models it serves.
+// Route is a fallback chain for the models it serves, on the inbound
+// APIs it serves.
 type Route struct {
 	Name string
+	// APIs this route serves. Default chat and messages.
+	APIs []API
 	// Models this route serves; "*" serves any.
 	Models []string
 	// Chain is tried in order.
 	Chain []*Provider
+	// MessagesChain is the order POST /v1/messages tries: default, the
+	// chain with its anthropic providers first (an app on Anthropic's SDK
+	// is served natively while Anthropic is up), the others after them in
+	// the chain's order.
+	MessagesChain []*Provider
+	// ContextWindowFallbacks are tried, in order, after a provider answers
+	// a 400 for the context length (which counts against no breaker); the
+	// rest of the chain is not. None: that 400 goes to the caller.
+	ContextWindowFallbacks []*Provider
 	// Cache answers repeated non-streamed requests from Redis.
 	Cache    bool
 	CacheTTL time.Duration
 	// Hedge, when set, races the next provider against a slow first one.
 	Hedge *Hedge
+	// scan: a provider here declares capabilities, so requests are read
+	// for what they need.
+	scan bool
 }
 
-func (r *Route) serves(model string) bool {
-	return slices.Contains(r.Models, model) || slices.Contains(r.Models, "*")
+func (r *Route) serves(api API, model string) bool {
+	return slices.Contains(r.APIs, api) && (slices.Contains(r.Models, model) || slices.Contains(r.Models, "*"))
+}
+
+// chainFor is the order the route tries its providers for an API.
+func (r *Route) chainFor(api API) []*Provider {
+	if api == APIMessages {
+		return r.MessagesChain
+	}
+	return r.Chain
 }
 
 // Retry shapes retries of transient errors (connection errors, timeouts).
@@ -159,10 +209,13 @@ type Config struct {
 	UserHeader string
 }
 
-// RouteFor returns the first route that serves model.
-func (c *Config) RouteFor(model string) (*Route, bool) {
+// RouteFor returns the first route that serves model on Chat Completions.
+func (c *Config) RouteFor(model string) (*Route, bool) { return c.RouteForAPI(APIChat, model) }
+
+// RouteForAPI returns the first route that serves model on api.
+func (c *Config) RouteForAPI(api API, model string) (*Route, bool) {
 	for _, r := range c.Routes {
-		if r.serves(model) {
+		if r.serves(api, model) {
 			return r, true
 		}
 	}
@@ -178,21 +231,63 @@ type fileTimeouts struct {
 }
 
 type fileProvider struct {
-	Kind              Kind              `yaml:"kind"`
-	BaseURL           string            `yaml:"base_url"`
-	APIKeyEnv         string            `yaml:"api_key_env"`
-	Models            map[string]string `yaml:"models"`
-	Timeouts          fileTimeouts      `yaml:"timeouts"`
-	Breaker           string            `yaml:"breaker"`
-	MaxTokens         int               `yaml:"max_tokens"`
-	NextOnConfigError *bool             `yaml:"next_on_config_error"`
+	Kind              Kind                        `yaml:"kind"`
+	BaseURL           string                      `yaml:"base_url"`
+	APIKeyEnv         string                      `yaml:"api_key_env"`
+	Models            map[string]string           `yaml:"models"`
+	Timeouts          fileTimeouts                `yaml:"timeouts"`
+	Breaker           fileBreaker                 `yaml:"breaker"`
+	MaxTokens         int                         `yaml:"max_tokens"`
+	NextOnConfigError *bool                       `yaml:"next_on_config_error"`
+	Capabilities      fileCapabilities            `yaml:"capabilities"`
+	ModelCapabilities map[string]fileCapabilities `yaml:"model_capabilities"`
+}
+
+// fileBreaker is `breaker:`: a name ("openai-prod"), a granularity
+// ("per_model", "per_provider"), or both and the per-model cap:
+// {name: openai-prod, granularity: per_model, max_models: 64}.
+type fileBreaker struct {
+	Name        string      `yaml:"name"`
+	Granularity Granularity `yaml:"granularity"`
+	MaxModels   *int        `yaml:"max_models"`
+}
+
+func (b *fileBreaker) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		switch g := Granularity(s); g {
+		case PerModel, PerProvider:
+			b.Granularity = g
+		default:
+			b.Name = s
+		}
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			switch k := n.Content[i].Value; k {
+			case "name", "granularity", "max_models":
+			default:
+				return fmt.Errorf("line %d: field %s not found in breaker: want name, granularity or max_models", n.Content[i].Line, k)
+			}
+		}
+		type plain fileBreaker
+		return n.Decode((*plain)(b))
+	}
+	return fmt.Errorf("line %d: breaker: want a name, per_model, per_provider, or {name, granularity, max_models}", n.Line)
 }
 
 type fileRoute struct {
-	Name   string   `yaml:"name"`
-	Models []string `yaml:"models"`
-	Chain  []string `yaml:"chain"`
-	Cache  struct {
+	Name                   string   `yaml:"name"`
+	APIs                   []API    `yaml:"apis"`
+	Models                 []string `yaml:"models"`
+	Chain                  []string `yaml:"chain"`
+	MessagesChain          []string `yaml:"messages_chain"`
+	ContextWindowFallbacks []string `yaml:"context_window_fallbacks"`
+	Cache                  struct {
 		Enabled bool             `yaml:"enabled"`
 		TTL     *config.Duration `yaml:"ttl"`
 	} `yaml:"cache"`
@@ -298,15 +393,8 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 			}
 			r.Hedge = h
 		}
-		if len(fr.Chain) == 0 {
-			return nil, &ConfigError{Field: field + ".chain", Reason: "name at least one provider"}
-		}
-		for j, pn := range fr.Chain {
-			p, ok := c.Providers[pn]
-			if !ok {
-				return nil, &ConfigError{Field: fmt.Sprintf("%s.chain[%d]", field, j), Reason: fmt.Sprintf("no provider %q", pn)}
-			}
-			r.Chain = append(r.Chain, p)
+		if err := parseRouteChains(c, r, fr, field); err != nil {
+			return nil, err
 		}
 		c.Routes = append(c.Routes, r)
 	}
@@ -346,7 +434,7 @@ func parseProvider(name string, fp fileProvider, getenv func(string) string) (*P
 		return nil, &ConfigError{Field: field, Reason: "invalid name: use 1-128 of A-Z a-z 0-9 . _ -"}
 	}
 	p := &Provider{Name: name, Kind: fp.Kind, BaseURL: strings.TrimRight(fp.BaseURL, "/"), APIKeyEnv: fp.APIKeyEnv,
-		Models: fp.Models, Breaker: fp.Breaker, MaxTokens: fp.MaxTokens, NextOnConfigError: true,
+		Models: fp.Models, Breaker: fp.Breaker.Name, Granularity: PerProvider, MaxModelBreakers: 64, MaxTokens: fp.MaxTokens, NextOnConfigError: true,
 		Timeouts: Timeouts{Connect: 2 * time.Second, FirstByte: 30 * time.Second, FirstToken: 10 * time.Second, Stall: 10 * time.Second, Total: 120 * time.Second}}
 	if fp.NextOnConfigError != nil {
 		p.NextOnConfigError = *fp.NextOnConfigError
@@ -395,7 +483,17 @@ func parseProvider(name string, fp fileProvider, getenv func(string) string) (*P
 		p.Breaker = name
 	}
 	if !statestore.ValidName(p.Breaker) {
-		return nil, &ConfigError{Field: field + ".breaker", Reason: "invalid breaker name"}
+		return nil, &ConfigError{Field: field + ".breaker", Reason: fmt.Sprintf("%q: invalid breaker name: use 1-128 of A-Z a-z 0-9 . _ -", p.Breaker)}
+	}
+	if err := parseGranularity(p, fp.Breaker, field+".breaker"); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.Capabilities, err = fp.Capabilities.parse(field + ".capabilities"); err != nil {
+		return nil, err
+	}
+	if p.ModelCapabilities, err = parseModelCapabilities(field+".model_capabilities", fp.ModelCapabilities); err != nil {
+		return nil, err
 	}
 	if p.MaxTokens == 0 {
 		p.MaxTokens = 4096
@@ -465,4 +563,117 @@ func parseHedge(field, after string, lo, hi *config.Duration) (*Hedge, error) {
 		h.After = d
 	}
 	return h, nil
+}
+
+// parseGranularity reads the breaker's granularity and, per model, checks
+// that every model the file names gets a breaker of its own.
+func parseGranularity(p *Provider, fb fileBreaker, field string) error {
+	switch fb.Granularity {
+	case "", PerProvider:
+		if fb.MaxModels != nil {
+			return &ConfigError{Field: field + ".max_models", Reason: "only with granularity: per_model"}
+		}
+		return nil
+	case PerModel:
+	default:
+		return &ConfigError{Field: field + ".granularity", Reason: fmt.Sprintf("%q: want per_provider or per_model", fb.Granularity)}
+	}
+	p.Granularity = PerModel
+	if fb.MaxModels != nil {
+		if *fb.MaxModels < 1 || *fb.MaxModels > 10000 {
+			return &ConfigError{Field: field + ".max_models", Reason: "want 1 to 10000"}
+		}
+		p.MaxModelBreakers = *fb.MaxModels
+	}
+	if len(p.Breaker) > maxBreakerName-2 {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf("%q: a per-model breaker is named <breaker>.<model>, at most %d characters: shorten the breaker's name to %d", p.Breaker, maxBreakerName, maxBreakerName-2)}
+	}
+	seen := map[string]string{}
+	for _, m := range p.configuredModels() {
+		n := ModelBreakerName(p.Breaker, m)
+		if other, ok := seen[n]; ok {
+			return &ConfigError{Field: "providers." + p.Name + ".models", Reason: fmt.Sprintf("models %q and %q would share the breaker %q (characters outside A-Z a-z 0-9 . _ - become _): rename one, or use breaker: per_provider", other, m, n)}
+		}
+		seen[n] = m
+	}
+	return nil
+}
+
+// parseRouteChains reads a route's APIs and chains, and checks that every
+// provider in them can serve every API the route serves.
+func parseRouteChains(c *Config, r *Route, fr fileRoute, field string) error {
+	r.APIs = slices.Clone(defaultAPIs)
+	if fr.APIs != nil {
+		if len(fr.APIs) == 0 {
+			return &ConfigError{Field: field + ".apis", Reason: "name at least one: chat, messages, embeddings, responses"}
+		}
+		r.APIs = nil
+		for j, a := range fr.APIs {
+			if !a.valid() {
+				return &ConfigError{Field: fmt.Sprintf("%s.apis[%d]", field, j), Reason: fmt.Sprintf("%q: want chat, messages, embeddings or responses", a)}
+			}
+			if slices.Contains(r.APIs, a) {
+				return &ConfigError{Field: fmt.Sprintf("%s.apis[%d]", field, j), Reason: fmt.Sprintf("%q appears twice", a)}
+			}
+			r.APIs = append(r.APIs, a)
+		}
+	}
+	list := func(name string, names []string) ([]*Provider, error) {
+		var out []*Provider
+		for j, pn := range names {
+			f := fmt.Sprintf("%s.%s[%d]", field, name, j)
+			p, ok := c.Providers[pn]
+			if !ok {
+				return nil, &ConfigError{Field: f, Reason: fmt.Sprintf("no provider %q", pn)}
+			}
+			if slices.Contains(out, p) {
+				return nil, &ConfigError{Field: f, Reason: fmt.Sprintf("%q appears twice", pn)}
+			}
+			for _, a := range r.APIs {
+				if err := p.Kind.serves(a); err != nil {
+					return nil, &ConfigError{Field: f, Reason: fmt.Sprintf("%s (%s) cannot serve %s: %v", pn, p.Kind, a, err)}
+				}
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	if len(fr.Chain) == 0 {
+		return &ConfigError{Field: field + ".chain", Reason: "name at least one provider"}
+	}
+	var err error
+	if r.Chain, err = list("chain", fr.Chain); err != nil {
+		return err
+	}
+	if fr.MessagesChain != nil {
+		if !slices.Contains(r.APIs, APIMessages) {
+			return &ConfigError{Field: field + ".messages_chain", Reason: "the route does not serve messages (apis)"}
+		}
+		if r.MessagesChain, err = list("messages_chain", fr.MessagesChain); err != nil {
+			return err
+		}
+		if len(r.MessagesChain) == 0 {
+			return &ConfigError{Field: field + ".messages_chain", Reason: "name at least one provider, or leave it out"}
+		}
+	} else {
+		for _, p := range r.Chain {
+			if p.Kind == KindAnthropic {
+				r.MessagesChain = append(r.MessagesChain, p)
+			}
+		}
+		for _, p := range r.Chain {
+			if p.Kind != KindAnthropic {
+				r.MessagesChain = append(r.MessagesChain, p)
+			}
+		}
+	}
+	if r.ContextWindowFallbacks, err = list("context_window_fallbacks", fr.ContextWindowFallbacks); err != nil {
+		return err
+	}
+	for _, ps := range [][]*Provider{r.Chain, r.MessagesChain, r.ContextWindowFallbacks} {
+		for _, p := range ps {
+			r.scan = r.scan || p.declaresCapabilities()
+		}
+	}
+	return nil
 }

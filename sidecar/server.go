@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +38,8 @@ type Server struct {
 	agent      *agentlib.Agent
 	log        zerolog.Logger
 	upstreams  map[string]*upstream
-	breakers   map[string]*agentlib.Breaker // by provider name, fixed at New
+	breakers   map[string]*providerBreakers // by provider name, fixed at New
+	models     *modelLists
 	budget     *retryBudget
 	firstBytes firstBytes
 	redact     *redactor
@@ -65,27 +65,31 @@ func New(o Options) (*Server, error) {
 		o.CachePrefix = "fusebox"
 	}
 	s := &Server{
-		cfg: o.Config, agent: o.Agent, log: log, upstreams: map[string]*upstream{}, breakers: map[string]*agentlib.Breaker{},
+		cfg: o.Config, agent: o.Agent, log: log, upstreams: map[string]*upstream{}, breakers: map[string]*providerBreakers{},
 		budget:  newRetryBudget(o.Config.Retry.Budget, o.Config.Retry.MinPerSecond),
 		redact:  newRedactor(o.Config),
 		metrics: newMetrics(o.Agent.Degraded), maxBody: o.MaxBody, mux: http.NewServeMux(),
 	}
 	for name, p := range o.Config.Providers {
 		s.upstreams[name] = newUpstream(p)
-		// Mirror every breaker from the start, so the first request
-		// already sees the cluster's state, and keep the handles: a
-		// request then reads its breakers with no lookup at all.
-		b, err := o.Agent.Breaker(p.Breaker)
+		// Mirror every breaker the file names from the start, so the
+		// first request already sees the cluster's state, and keep the
+		// handles: a request then finds its breaker with no lookup (per
+		// provider) or one map read (per model).
+		b, err := newProviderBreakers(p, o.Agent, log)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar: provider %s: %w", name, err)
 		}
 		s.breakers[name] = b
 	}
+	s.models = newModelLists(s)
 	if o.Redis != nil {
 		s.cache = &cache{rdb: o.Redis, prefix: o.CachePrefix}
 	}
-	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
-	s.mux.HandleFunc("GET /v1/models", s.models)
+	for _, api := range APIs {
+		s.mux.HandleFunc("POST "+api.Path(), s.handle(api))
+	}
+	s.mux.HandleFunc("GET /v1/models", s.listModels)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -96,7 +100,11 @@ func New(o Options) (*Server, error) {
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeOpenAIError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s: this proxy serves POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path), "invalid_request_error", "unknown_url", "")
+		api := APIChat
+		if r.Header.Get("anthropic-version") != "" {
+			api = APIMessages
+		}
+		writeAPIError(w, api, http.StatusNotFound, fmt.Sprintf("no route for %s %s: this proxy serves POST /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/responses and GET /v1/models", r.Method, r.URL.Path), "invalid_request_error", "unknown_url", "")
 	})
 	return s, nil
 }
@@ -129,40 +137,56 @@ func (w *statusWriter) Flush() {
 	}
 }
 
-func (s *Server) chatCompletions(rw http.ResponseWriter, r *http.Request) {
-	s.metrics.inFlight.Inc()
-	defer s.metrics.inFlight.Dec()
-	w := &statusWriter{ResponseWriter: rw}
-	routeName := "none"
-	defer func() { s.metrics.requests.WithLabelValues(routeName, fmt.Sprint(w.status)).Inc() }()
+// handle serves one inbound API: read and check the body, find the
+// route, answer from the cache or walk the chain.
+func (s *Server) handle(api API) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		s.metrics.inFlight.Inc()
+		defer s.metrics.inFlight.Dec()
+		w := &statusWriter{ResponseWriter: rw}
+		routeName := "none"
+		defer func() { s.metrics.requests.WithLabelValues(string(api), routeName, fmt.Sprint(w.status)).Inc() }()
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeOpenAIError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit), "invalid_request_error", "", "")
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeAPIError(w, api, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit), "request_too_large", "", "")
+				return
+			}
+			writeAPIError(w, api, http.StatusBadRequest, "could not read the request body", "invalid_request_error", "", "")
 			return
 		}
-		writeOpenAIError(w, http.StatusBadRequest, "could not read the request body", "invalid_request_error", "", "")
-		return
+		req, err := parseRequest(api, body, r.Header)
+		if err != nil {
+			var re *requestError
+			errors.As(err, &re)
+			writeAPIError(w, api, http.StatusBadRequest, re.msg, "invalid_request_error", "", re.param)
+			return
+		}
+		route, ok := s.cfg.RouteForAPI(api, req.model)
+		if !ok {
+			typ := "invalid_request_error"
+			if api == APIMessages {
+				typ = "not_found_error"
+			}
+			writeAPIError(w, api, http.StatusNotFound, fmt.Sprintf("no route serves the model %q on %s", req.model, api.Path()), typ, "model_not_found", "model")
+			return
+		}
+		routeName = route.Name
+		if route.scan {
+			req.needs = req.scanNeeds()
+		}
+		if !route.Cache || req.stream || s.cache == nil || api == APIResponses {
+			s.walk(r.Context(), w, route, req)
+			return
+		}
+		s.cached(w, r, route, req)
 	}
-	req, err := parseChatRequest(body)
-	if err != nil {
-		var re *requestError
-		errors.As(err, &re)
-		writeOpenAIError(w, http.StatusBadRequest, err.Error(), "invalid_request_error", "", re.param)
-		return
-	}
-	route, ok := s.cfg.RouteFor(req.Model)
-	if !ok {
-		writeOpenAIError(w, http.StatusNotFound, fmt.Sprintf("no route serves the model %q", req.Model), "invalid_request_error", "model_not_found", "model")
-		return
-	}
-	routeName = route.Name
-	if !route.Cache || req.Stream || s.cache == nil {
-		s.walk(r.Context(), w, route, req)
-		return
-	}
+}
+
+// cached serves a non-streamed request through the route's cache.
+func (s *Server) cached(w http.ResponseWriter, r *http.Request, route *Route, req *request) {
 	if strings.Contains(strings.ToLower(r.Header.Get("Cache-Control")), "no-cache") {
 		s.metrics.cache.WithLabelValues("bypass").Inc()
 		w.Header().Set(HeaderCache, "bypass")
@@ -208,37 +232,6 @@ func (s *Server) longestTotal() time.Duration {
 		d += p.Total
 	}
 	return d + time.Duration(len(s.cfg.Providers)*s.cfg.Retry.Attempts)*s.cfg.Retry.Max
-}
-
-// models lists the models the routes serve, in OpenAI's format.
-func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
-	set := map[string]string{}
-	for _, r := range s.cfg.Routes {
-		for _, m := range r.Models {
-			if m != "*" {
-				set[m] = "fusebox:" + r.Name
-			}
-		}
-		for _, p := range r.Chain {
-			for m := range p.Models {
-				if m != "*" {
-					if _, ok := set[m]; !ok {
-						set[m] = "fusebox:" + r.Name
-					}
-				}
-			}
-		}
-	}
-	var ids []string
-	for m := range set {
-		ids = append(ids, m)
-	}
-	slices.Sort(ids)
-	data := make([]map[string]any, 0, len(ids))
-	for _, id := range ids {
-		data = append(data, map[string]any{"id": id, "object": "model", "created": 0, "owned_by": set[id]})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

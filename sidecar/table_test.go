@@ -93,8 +93,8 @@ func TestSidecar_ProvidersTable(t *testing.T) {
 				}
 			}},
 		{name: "413: not a failure, returned", breaker: "openai", fault: st(413, ""), wantCode: 413, wantFrom: "openai"},
-		{name: "401: not a failure, next", breaker: "openai", fault: st(401, ""), wantCode: 200, wantFrom: "anthropic"},
-		{name: "403: not a failure, next", breaker: "openai", fault: st(403, ""), wantCode: 200, wantFrom: "anthropic"},
+		{name: "401: misconfigured, the cluster opens for misconfigured_open, next", breaker: "openai", fault: st(401, ""), wantCode: 200, wantFrom: "anthropic", wantOpen: time.Hour},
+		{name: "403: misconfigured, the cluster opens for misconfigured_open, next", breaker: "openai", fault: st(403, ""), wantCode: 200, wantFrom: "anthropic", wantOpen: time.Hour},
 		{name: "404 model not found: not a failure, next", breaker: "openai", fault: st(404, ""), wantCode: 200, wantFrom: "anthropic"},
 	}
 	for _, tc := range cases {
