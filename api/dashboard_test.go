@@ -169,6 +169,21 @@ func TestDashboard_InChromium(t *testing.T) {
 		t.Fatalf("cluster state after the button: %+v", snap)
 	}
 
+	// A deleted breaker's row goes, live.
+	req, _ = http.NewRequest("DELETE", c.Coordinators[0].URL+"/v1/breakers/svc-299", strings.NewReader(`{"reason":"decommissioned"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testcluster.AdminToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("delete svc-299: %v %v", resp, err)
+	}
+	start := time.Now()
+	for evalInt(`document.querySelectorAll('tr[data-name="svc-299"]').length`) != 0 {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the deleted breaker's row is still on the page after 2s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	// The filter narrows hundreds of rows.
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("filter"), "svc-01")); err != nil {
 		t.Fatal(err)

@@ -301,5 +301,5 @@ func TestSuite12_CutFromTheCoordinatorsKeepsDenying(t *testing.T) {
 	if f := l.failures(start); len(f) != 0 {
 		t.Fatalf("%d requests failed; first: %+v", len(f), f[0])
 	}
-	
+
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/fusebox-io/fusebox/report"
 )
 
 // Snapshots reads the state of the named breakers in one pipelined round
@@ -173,12 +171,6 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
 	return s.rdb.Subscribe(ctx, s.channel)
 }
-
-// DecodeMessage decodes a pub/sub payload into the snapshot it announces.
-//
-// Deprecated: use report.DecodeMessage; the change message is the agent
-// protocol's.
-func DecodeMessage(payload string) (Snapshot, error) { return report.DecodeMessage(payload) }
 
 func str(v any) string {
 	s, _ := v.(string)

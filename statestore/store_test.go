@@ -10,6 +10,7 @@ import (
 
 	"github.com/fusebox-io/fusebox/internal/redistest"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
+	wire "github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -741,7 +742,7 @@ func TestStore_ReadsAndJournal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sn, err := statestore.DecodeMessage(msg.Payload)
+		sn, err := wire.DecodeMessage(msg.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -823,7 +824,7 @@ func TestStore_EventsAreCapped(t *testing.T) {
 
 func TestDecodeMessage_RejectsGarbage(t *testing.T) {
 	for _, payload := range []string{"", "{", `{"name":"a b","state":"open"}`, `{"name":"a","state":"weird"}`, `{"name":"a","state":"open","override":"x"}`} {
-		if _, err := statestore.DecodeMessage(payload); err == nil {
+		if _, err := wire.DecodeMessage(payload); err == nil {
 			t.Errorf("payload %q decoded without error", payload)
 		}
 	}
