@@ -109,10 +109,10 @@ func TestAgents_TripTogether(t *testing.T) {
 		breakers[i] = breaker(t, newAgent(t, c, fmt.Sprintf("agent-%d", i)), "openai")
 	}
 
-	// A failing LLM call is slow even when it fails: a 503 after 50 ms is
+	// A failing LLM call is slow even when it fails: a 503 after 100 ms is
 	// quick for a provider (and long enough that the comparison below is
 	// about the design, not about how loaded the test machine is).
-	const providerLatency = 50 * time.Millisecond
+	const providerLatency = 100 * time.Millisecond
 	var calls atomic.Int64 // calls that reached the failing provider
 	var thresholdAt atomic.Int64
 	deniedAt := make([]time.Time, agents)

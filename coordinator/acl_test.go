@@ -78,8 +78,14 @@ func TestAgents_RunOnReadOnlyRedisCredentials(t *testing.T) {
 	testcluster.Eventually(t, 3*time.Second, "the agent's failures trip the cluster", func() bool {
 		return c.Snapshot(t, "openai").State == statestore.StateOpen
 	})
+	// Wait for the agent's own mirror: an Allow while it still shows
+	// closed is an ordinary call, not the probe.
+	testcluster.Eventually(t, 3*time.Second, "the agent mirrors the trip", func() bool { return b.State().State != statestore.StateClosed })
 	var done func(agentlib.Outcome)
 	testcluster.Eventually(t, 3*time.Second, "the agent gets the half-open permit", func() bool {
+		if b.State().State != statestore.StateHalfOpen {
+			return false
+		}
 		var err error
 		done, err = b.Allow()
 		return err == nil

@@ -61,6 +61,17 @@ type Config struct {
 	// MetricsMaxBreakers caps the breakers with a fusebox_breaker_state
 	// series (those not closed first). Default 1000.
 	MetricsMaxBreakers int
+	// AggregateInterval is how long this coordinator gathers agents'
+	// success-only report parts before applying them, one script call per
+	// breaker: a healthy fleet's cost follows its breakers, not its size
+	// or traffic. Parts with a failure, a hung call, a Retry-After or a
+	// probe verdict are applied at once. The rate rules see successes up
+	// to this (and the agents' FlushInterval) late. Default 1s; negative
+	// applies every part at once.
+	AggregateInterval time.Duration
+	// HeartbeatInterval is how often an agent's heartbeat is written (and
+	// at once when its degraded flag changes). Default 10s.
+	HeartbeatInterval time.Duration
 }
 
 // Coordinator is one coordinator's Loop and Service, sharing a store,
@@ -101,6 +112,12 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 	if cfg.MetricsMaxBreakers <= 0 {
 		cfg.MetricsMaxBreakers = 1000
 	}
+	if cfg.AggregateInterval == 0 {
+		cfg.AggregateInterval = time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
 	if cfg.Retention < 0 || cfg.Limits.MaxBreakers < 0 || cfg.Limits.MaxPerAgent < 0 {
 		return nil, errors.New("coordinator: negative retention or limit")
 	}
@@ -112,8 +129,16 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 	return &Coordinator{Loop: newLoop(b), Service: &Service{base: b, beats: map[string]beat{}}}, nil
 }
 
-// Run runs the control loop until ctx ends (Loop.Run).
+// Run runs the control loop until ctx ends (Loop.Run), and the Service's
+// gathering of success-only parts.
 func (c *Coordinator) Run(ctx context.Context) error {
+	if c.cfg.AggregateInterval > 0 {
+		c.Service.aggregating.Store(true)
+		done := make(chan struct{})
+		go func() { defer close(done); c.Service.flushSuccesses(ctx) }()
+		defer func() { <-done }()
+		defer c.Service.aggregating.Store(false)
+	}
 	return c.Loop.Run(ctx)
 }
 

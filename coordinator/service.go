@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fusebox-io/fusebox/report"
@@ -19,6 +20,11 @@ type Service struct {
 
 	mu    sync.Mutex
 	beats map[string]beat // guarded by mu; each agent's last heartbeat written
+
+	// succ gathers success-only parts while aggregating (Coordinator.Run
+	// applies them every AggregateInterval).
+	succ        successes
+	aggregating atomic.Bool
 }
 
 // Ingest applies one agent's report and returns the current state of the
@@ -44,7 +50,14 @@ func (s *Service) Ingest(ctx context.Context, v report.Valid) ([]report.Answer, 
 		s.heartbeat(ctx, r)
 	}
 	out := make([]report.Answer, 0, len(r.Breakers))
+	now := time.Now()
 	for _, b := range r.Breakers {
+		if s.aggregating.Load() && successOnly(b) {
+			// Applied with every agent's successes for this breaker in
+			// the next interval; no state to answer with yet.
+			s.succ.add(r.Agent, b, now)
+			continue
+		}
 		res, err := s.store.Report(ctx, b.Name, s.policies.Policy(b.Name), r.Agent, batchOf(r, b))
 		if err != nil {
 			return nil, fmt.Errorf("coordinator: report for %s: %w", b.Name, err)
@@ -120,13 +133,13 @@ func (s *Service) Permit(ctx context.Context, req report.PermitRequest) (report.
 	return report.PermitAnswer{Granted: res.Granted, State: res.Snapshot}, nil
 }
 
-// heartbeat records the agent as seen, at most once a second per agent,
-// and at once when its degraded flag changed.
+// heartbeat records the agent as seen, at most once per HeartbeatInterval
+// per agent, and at once when its degraded flag changed.
 func (s *Service) heartbeat(ctx context.Context, r report.Report) {
 	now := time.Now()
 	s.mu.Lock()
 	last, ok := s.beats[r.Agent]
-	if ok && last.degraded == r.Degraded && now.Sub(last.at) < time.Second {
+	if ok && last.degraded == r.Degraded && now.Sub(last.at) < s.cfg.HeartbeatInterval {
 		s.mu.Unlock()
 		return
 	}
