@@ -5,4 +5,7 @@
 // Handlers bind, validate, make one domain call and respond. There is no
 // Redis and no breaker rule in this package: those live in statestore and
 // coordinator, behind the small interfaces declared here.
+//
+// Server is safe for concurrent use (it is an http.Handler); Config,
+// Problem and the views are plain values.
 package api

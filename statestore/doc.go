@@ -11,5 +11,11 @@
 // state on one channel.
 //
 // It never decides what counts as a failure (agents do), never calls a
-// provider, and never holds a lock.
+// provider, and never holds a lock. It keeps the registry of breakers
+// within the registration limits, and forgets a breaker on an operator's
+// delete or after the retention.
+//
+// Store is safe for concurrent use. Every other type here (Batch,
+// Result, Policy, Detail, Event, EventCursor, Limits, LimitError) is a
+// plain value.
 package statestore

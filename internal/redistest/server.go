@@ -21,7 +21,8 @@ import (
 // InstallHint says how to get redis-server on this project's machines.
 const InstallHint = "redis-server not found in PATH: install it with `apt-get install -y redis-server` (or run `make test`, which does)"
 
-// Server is a redis-server process owned by one test.
+// Server is a redis-server process owned by one test. Its methods are
+// safe for concurrent use.
 type Server struct {
 	Addr string
 	dir  string
