@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fusebox-io/fusebox/config"
 )
 
 func TestRun_DevModeServesAndShutsDown(t *testing.T) {
@@ -124,12 +126,44 @@ func TestRun_BadInputFailsAtStart(t *testing.T) {
 		{"bad token entry", []string{"--redis-url", "redis://127.0.0.1:1"}, map[string]string{"FUSEBOX_TOKENS": "ops:admin"}, "FUSEBOX_TOKENS entry 1"},
 		{"weak token", []string{"--redis-url", "redis://127.0.0.1:1"}, map[string]string{"FUSEBOX_TOKENS": "ops:admin:short"}, "shorter than"},
 		{"unknown role", []string{"--redis-url", "redis://127.0.0.1:1"}, map[string]string{"FUSEBOX_TOKENS": "ops:root:0123456789abcdef0"}, "role"},
+		{"bad limit env", nil, map[string]string{"FUSEBOX_MAX_BREAKERS": "lots"}, "FUSEBOX_MAX_BREAKERS"},
+		{"negative limit", []string{"--max-breakers-per-agent", "-5"}, nil, "--max-breakers-per-agent"},
+		{"short retention", []string{"--retention", "10s"}, nil, "limits.retention"},
+		{"bad retention env", nil, map[string]string{"FUSEBOX_RETENTION": "a day"}, "FUSEBOX_RETENTION"},
+		{"zero metrics cap", []string{"--metrics-max-breakers", "0"}, nil, "limits.metrics_max_breakers"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOptions_LimitsFromFlagsEnvAndFile(t *testing.T) {
+	file := config.Limits{MaxBreakers: 50, MaxBreakersPerAgent: 5, Retention: time.Hour, MetricsMaxBreakers: 10}
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want config.Limits
+	}{
+		{"the file's when nothing else says", nil, nil, file},
+		{"a variable wins over the file", nil, map[string]string{"FUSEBOX_MAX_BREAKERS": "70", "FUSEBOX_RETENTION": "0s"},
+			config.Limits{MaxBreakers: 70, MaxBreakersPerAgent: 5, Retention: 0, MetricsMaxBreakers: 10}},
+		{"a flag wins over its variable", []string{"--max-breakers", "90", "--max-breakers-per-agent", "0", "--metrics-max-breakers", "3"},
+			map[string]string{"FUSEBOX_MAX_BREAKERS": "70"}, config.Limits{MaxBreakers: 90, MaxBreakersPerAgent: 0, Retention: time.Hour, MetricsMaxBreakers: 3}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := o.limits(file); got != tc.want {
+				t.Fatalf("limits = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
