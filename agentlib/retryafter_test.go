@@ -56,7 +56,10 @@ func TestBreaker_ReportRetryAfter(t *testing.T) {
 	})
 
 	t.Run("degraded: the local breaker stays open for it", func(t *testing.T) {
-		a := newAgent(t, c, "a3", func(cfg *agentlib.Config) { cfg.CoordinatorURL = "http://127.0.0.1:1"; cfg.ResyncInterval = 100 * time.Millisecond })
+		a := newAgent(t, c, "a3", func(cfg *agentlib.Config) {
+			cfg.CoordinatorURL = "http://127.0.0.1:1"
+			cfg.ResyncInterval = 100 * time.Millisecond
+		})
 		b := breaker(t, a, "ollama")
 		// With no coordinator the reports fail and the agent degrades.
 		done, err := b.Allow()

@@ -52,8 +52,14 @@ type Fault struct {
 	// Latency is added before any answer (every kind).
 	Latency Duration `json:"latency,omitempty"`
 	// CutAfter is how many stream chunks (events, for Anthropic; lines,
-	// for Ollama) go out before a stream fault: 0 strikes before any.
+	// for Ollama) go out before a stream fault: 0 strikes before any. A
+	// stream's opening (OpenAI's role chunk, Anthropic's message_start
+	// and first block, the Responses API's events up to its first text)
+	// counts as one.
 	CutAfter int `json:"cut_after,omitempty"`
+	// Model, when set, limits the fault to requests for that model (a
+	// per-model outage); other requests are answered normally.
+	Model string `json:"model,omitempty"`
 	// Times applies the fault to the next Times calls, then clears it;
 	// 0 keeps it until cleared.
 	Times int `json:"times,omitempty"`

@@ -92,7 +92,9 @@ func TestServer_ToolChoices(t *testing.T) {
 				Choices []struct {
 					Message struct {
 						Content   *string
-						ToolCalls []struct{ Function struct{ Name, Arguments string } } `json:"tool_calls"`
+						ToolCalls []struct {
+							Function struct{ Name, Arguments string }
+						} `json:"tool_calls"`
 					}
 				}
 			}
@@ -301,3 +303,20 @@ func responsesParams(input string) responses.ResponseNewParams {
 }
 
 func asError[T error](err error, target *T) bool { return errors.As(err, target) }
+
+func TestServer_FaultForOneModel(t *testing.T) {
+	fp, url := start(t)
+	if err := fp.SetFault("openai", fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 503, Model: "gpt-4o", Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := post(t, url+"/openai/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}`); resp.StatusCode != 200 {
+		t.Fatalf("another model: %d", resp.StatusCode)
+	}
+	if resp, _ := post(t, url+"/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`); resp.StatusCode != 503 {
+		t.Fatalf("the model: %d", resp.StatusCode)
+	}
+	// Times counts the model's calls only.
+	if resp, _ := post(t, url+"/openai/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`); resp.StatusCode != 200 {
+		t.Fatalf("after its one time: %d", resp.StatusCode)
+	}
+}

@@ -14,14 +14,15 @@ var Models = map[string][]string{
 }
 
 // models answers a provider's model list. A status, hang, reset or
-// latency fault applies to it, without using up the fault's Times; the
-// calls are counted apart (ModelListCalls), not in Calls.
+// latency fault for every model applies to it, without using up the
+// fault's Times; the calls are counted apart (ModelListCalls), not in
+// Calls.
 func (s *Server) models(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.modelCalls[name]++
 		var f *Fault
-		if cur := s.faults[name]; cur != nil {
+		if cur := s.faults[name]; cur != nil && cur.Model == "" {
 			copied := *cur
 			f = &copied
 		}

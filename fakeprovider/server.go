@@ -174,7 +174,7 @@ func (s *Server) provider(name string, h handler) http.HandlerFunc {
 		s.calls[name]++
 		s.last[name] = Call{Provider: name, Path: r.URL.Path, Model: req.Model, Stream: stream, Headers: headers, Body: body, At: time.Now()}
 		var f *Fault
-		if cur := s.faults[name]; cur != nil {
+		if cur := s.faults[name]; cur != nil && (cur.Model == "" || cur.Model == req.Model) {
 			copied := *cur
 			f = &copied
 			if cur.Times > 0 {

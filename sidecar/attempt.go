@@ -29,12 +29,12 @@ var (
 type attemptKind int
 
 const (
-	attReady  attemptKind = iota // an answer to serve: a whole body, or a stream up to its first token
-	attAnswer                    // the provider's client error, for the caller
-	attContext                   // a 400 for the context length: the caller's, unless a larger-context fallback takes it
-	attNext                      // a failure: try the next provider
-	attRetry                     // a fast failure (refused, reset): the same provider may be tried again
-	attGone                      // the caller left, or another provider answered first
+	attReady   attemptKind = iota // an answer to serve: a whole body, or a stream up to its first token
+	attAnswer                     // the provider's client error, for the caller
+	attContext                    // a 400 for the context length: the caller's, unless a larger-context fallback takes it
+	attNext                       // a failure: try the next provider
+	attRetry                      // a fast failure (refused, reset): the same provider may be tried again
+	attGone                       // the caller left, or another provider answered first
 )
 
 // attempt is one call to one provider. It runs in its own goroutine

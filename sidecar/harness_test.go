@@ -1,6 +1,7 @@
 package sidecar_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/fakeprovider"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
+	"github.com/fusebox-io/fusebox/provider"
 	"github.com/fusebox-io/fusebox/sidecar"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -68,7 +70,7 @@ routes:
 retry: {attempts: 3, base: 5ms, max: 20ms}
 `
 
-func newRig(t *testing.T, policies string, sidecars int, sidecarExtra string) *rig {
+func newRig(t testing.TB, policies string, sidecars int, sidecarExtra string) *rig {
 	t.Helper()
 	fp := fakeprovider.New()
 	fsrv := httptest.NewServer(fp)
@@ -83,13 +85,13 @@ func newRig(t *testing.T, policies string, sidecars int, sidecarExtra string) *r
 	return r
 }
 
-func (r *rig) startSidecar(t *testing.T, i int, yaml string) *sc {
+func (r *rig) startSidecar(t testing.TB, i int, yaml string) *sc {
 	t.Helper()
 	return r.startSidecarWith(t, i, yaml, nil)
 }
 
 // startSidecarWith starts a sidecar logging to log (nil: nowhere).
-func (r *rig) startSidecarWith(t *testing.T, i int, yaml string, log *zerolog.Logger) *sc {
+func (r *rig) startSidecarWith(t testing.TB, i int, yaml string, log *zerolog.Logger) *sc {
 	t.Helper()
 	cfg, err := sidecar.ParseConfig([]byte(yaml), func(k string) string { return testEnv[k] })
 	if err != nil {
@@ -147,7 +149,18 @@ func chat(t *testing.T, url, body string, headers ...string) answer {
 
 func chatCtx(t *testing.T, ctx context.Context, url, body string, headers ...string) answer {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
+	return postCtx(t, ctx, url+"/v1/chat/completions", body, headers...)
+}
+
+// post sends body to a sidecar endpoint (url is the endpoint's).
+func post(t *testing.T, url, body string, headers ...string) answer {
+	t.Helper()
+	return postCtx(t, context.Background(), url, body, headers...)
+}
+
+func postCtx(t *testing.T, ctx context.Context, url, body string, headers ...string) answer {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -164,6 +177,46 @@ func chatCtx(t *testing.T, ctx context.Context, url, body string, headers ...str
 
 const hello = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`
 const helloStream = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}`
+
+// events reads a streamed answer's server-sent events.
+func (a answer) events(t *testing.T) []provider.Event {
+	t.Helper()
+	var out []provider.Event
+	rd := bufio.NewReader(strings.NewReader(a.body))
+	for {
+		ev, err := provider.ReadEvent(rd)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("the stream does not read: %v\n%s", err, a.body)
+		}
+		out = append(out, ev)
+	}
+}
+
+// skipped is the answer's X-Fusebox-Skipped.
+func (a answer) skipped() string { return a.header.Get(sidecar.HeaderSkipped) }
+
+// lastBody is the body the fake provider last received for p, decoded.
+func lastBody(t *testing.T, fp *fakeprovider.Server, p string) map[string]any {
+	t.Helper()
+	c, ok := fp.LastCall(p)
+	if !ok {
+		t.Fatalf("%s received nothing", p)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(c.Body, &m); err != nil {
+		t.Fatalf("%s received a body that is not JSON: %s", p, c.Body)
+	}
+	return m
+}
+
+// js is v as JSON, for comparisons in messages.
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
 
 func startFake(t *testing.T, fp *fakeprovider.Server) string {
 	t.Helper()

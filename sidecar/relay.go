@@ -105,7 +105,9 @@ func (responsesPass) next(ev provider.Event) ([]provider.Event, bool, error) {
 func (responsesPass) end() error { return errIncomplete }
 
 // fromAnthropic translates an Anthropic stream for a chat client.
-type fromAnthropic struct{ s *provider.AnthropicToOpenAIStream }
+type fromAnthropic struct {
+	s *provider.AnthropicToOpenAIStream
+}
 
 func (r *fromAnthropic) next(ev provider.Event) ([]provider.Event, bool, error) {
 	out, err := r.s.Event(ev)
@@ -115,7 +117,9 @@ func (r *fromAnthropic) next(ev provider.Event) ([]provider.Event, bool, error) 
 func (r *fromAnthropic) end() error { return r.s.End() }
 
 // fromOpenAI translates an OpenAI chunk stream for a messages client.
-type fromOpenAI struct{ s *provider.OpenAIToAnthropicStream }
+type fromOpenAI struct {
+	s *provider.OpenAIToAnthropicStream
+}
 
 func (r *fromOpenAI) next(ev provider.Event) ([]provider.Event, bool, error) {
 	out, err := r.s.Chunk(ev.Data)

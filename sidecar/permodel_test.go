@@ -1,0 +1,113 @@
+package sidecar_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fusebox-io/fusebox/fakeprovider"
+	"github.com/fusebox-io/fusebox/internal/testcluster"
+	"github.com/fusebox-io/fusebox/sidecar"
+	"github.com/fusebox-io/fusebox/statestore"
+)
+
+func TestModelBreakerName(t *testing.T) {
+	long := strings.Repeat("m", 200)
+	for _, tc := range []struct{ breaker, model, want string }{
+		{"openai", "gpt-4o", "openai.gpt-4o"},
+		{"ollama", "llama3.2:1b", "ollama.llama3.2_1b"},
+		{"or", "anthropic/claude-3.5 sonnet", "or.anthropic_claude-3.5_sonnet"},
+	} {
+		if got := sidecar.ModelBreakerName(tc.breaker, tc.model); got != tc.want {
+			t.Errorf("%s, %s: %q, want %q", tc.breaker, tc.model, got, tc.want)
+		}
+	}
+	a, b := sidecar.ModelBreakerName("p", long), sidecar.ModelBreakerName("p", long+"x")
+	if len(a) != 128 || len(b) != 128 || a == b || !statestore.ValidName(a) || !statestore.ValidName(b) {
+		t.Fatalf("long names %q %q", a, b)
+	}
+}
+
+func TestConfig_PerModelBreakers(t *testing.T) {
+	env := func(k string) string { return testEnv[k] }
+	parse := func(breaker, models string) error {
+		y := strings.Replace(sidecarYAML("http://x", defaultRoutes), "    models: {\"*\": \"\"}\n", "    models: "+models+"\n    breaker: "+breaker+"\n", 1)
+		_, err := sidecar.ParseConfig([]byte(y), env)
+		return err
+	}
+	ok := func(breaker, models string) *sidecar.Provider {
+		y := strings.Replace(sidecarYAML("http://x", defaultRoutes), "    models: {\"*\": \"\"}\n", "    models: "+models+"\n    breaker: "+breaker+"\n", 1)
+		c, err := sidecar.ParseConfig([]byte(y), env)
+		if err != nil {
+			t.Fatalf("breaker %s: %v", breaker, err)
+		}
+		return c.Providers["openai"]
+	}
+	if p := ok("per_model", `{"*": ""}`); p.Granularity != sidecar.PerModel || p.Breaker != "openai" || p.MaxModelBreakers != 64 {
+		t.Fatalf("per_model: %+v", p)
+	}
+	if p := ok("{name: oa, granularity: per_model, max_models: 3}", `{"*": ""}`); p.Granularity != sidecar.PerModel || p.Breaker != "oa" || p.MaxModelBreakers != 3 {
+		t.Fatalf("the long form: %+v", p)
+	}
+	if p := ok("openai-prod", `{"*": ""}`); p.Granularity != sidecar.PerProvider || p.Breaker != "openai-prod" {
+		t.Fatalf("a name: %+v", p)
+	}
+	for _, tc := range []struct{ breaker, models, want string }{
+		{"per_model", `{"a:b": "a:b", "a_b": ""}`, `models "a:b" and "a_b" would share the breaker "openai.a_b"`},
+		{"{name: " + strings.Repeat("x", 127) + ", granularity: per_model}", `{"*": ""}`, "at most 128 characters"},
+		{"{granularity: per_request}", `{"*": ""}`, `"per_request": want per_provider or per_model`},
+		{"{name: x, max_models: 3}", `{"*": ""}`, "only with granularity: per_model"},
+		{"{name: x, per: model}", `{"*": ""}`, "field per not found in breaker"},
+		{"'bad name!'", `{"*": ""}`, "invalid breaker name"},
+	} {
+		if err := parse(tc.breaker, tc.models); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("breaker %s, models %s: err = %v, want %q", tc.breaker, tc.models, err, tc.want)
+		}
+	}
+}
+
+// TestSidecar_PerModelBreakers: gpt-4o's outage opens its own breaker;
+// gpt-4o-mini stays on the same provider.
+func TestSidecar_PerModelBreakers(t *testing.T) {
+	policy := "defaults:\n  consecutive_failures: 3\n  open_timeout: 1m\n"
+	r := newRig(t, policy, 0, "")
+	y := strings.Replace(sidecarYAML(r.fpURL, defaultRoutes), "api_key_env: OPENAI_API_KEY\n", "api_key_env: OPENAI_API_KEY\n    breaker: {granularity: per_model, max_models: 2}\n", 1)
+	s := r.startSidecar(t, 0, y)
+	if err := r.fp.SetFault("openai", fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 503, Model: "gpt-4o"}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Replace(hello, "gpt-4o-mini", "gpt-4o", 1)
+	for range 3 {
+		if a := chat(t, s.url, big); a.status != 200 || a.provider != "anthropic" {
+			t.Fatalf("gpt-4o during its outage: %d from %q", a.status, a.provider)
+		}
+	}
+	testcluster.Eventually(t, 3*time.Second, "gpt-4o's breaker opens", func() bool { return r.c.Snapshot(t, "openai.gpt-4o").State == statestore.StateOpen })
+	before := r.fp.Calls("openai")
+	testcluster.Eventually(t, 2*time.Second, "the sidecar stops calling openai for gpt-4o", func() bool {
+		a := chat(t, s.url, big)
+		return a.provider == "anthropic" && strings.Contains(a.skipped(), "openai=open") && r.fp.Calls("openai") == before
+	})
+	if a := chat(t, s.url, hello); a.status != 200 || a.provider != "openai" {
+		t.Fatalf("gpt-4o-mini: %d from %q", a.status, a.provider)
+	}
+	for _, name := range []string{"openai.gpt-4o-mini", "openai"} {
+		if st := r.c.Snapshot(t, name).State; st != statestore.StateClosed {
+			t.Fatalf("%s is %s", name, st)
+		}
+	}
+
+	t.Run("models past max_models share the provider's breaker", func(t *testing.T) {
+		if err := r.fp.SetFault("openai", fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 503, Model: "o3"}); err != nil {
+			t.Fatal(err)
+		}
+		if a := chat(t, s.url, strings.Replace(hello, "gpt-4o-mini", "o3", 1)); a.provider != "anthropic" {
+			t.Fatalf("o3: from %q", a.provider)
+		}
+		testcluster.Eventually(t, 3*time.Second, "o3's failure counted on the provider's breaker", func() bool {
+			d, err := r.c.Store.Details(context.Background(), []string{"openai", "openai.o3"})
+			return err == nil && d[0].FailureCount == 1 && !d[1].Exists
+		})
+	})
+}
