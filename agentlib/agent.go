@@ -53,9 +53,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// ResyncInterval bounds how stale the mirror can be when pub/sub
 	// messages are lost: every interval the agent compares versions with
-	// Redis in one round trip. It is also the heartbeat interval and how
-	// often a degraded agent checks whether it can leave degraded mode.
-	// Default 1s.
+	// Redis in one round trip (one HMGET per breaker while all are closed).
+	// It is also the heartbeat interval and how often a degraded agent
+	// checks whether it can leave degraded mode; two failed resyncs in a
+	// row take the Redis link down. Default 2s.
 	ResyncInterval time.Duration
 	// RequestTimeout bounds each call to the coordinator and each resync.
 	// Default 1s.
@@ -116,6 +117,8 @@ type Agent struct {
 	// touches seq.
 	boot string
 	seq  int64
+	// resyncs counts resyncs; only the resync loop touches it.
+	resyncs int
 
 	urgent     chan struct{}
 	resyncKick chan struct{}
@@ -145,7 +148,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.FlushInterval = time.Second
 	}
 	if cfg.ResyncInterval <= 0 {
-		cfg.ResyncInterval = time.Second
+		cfg.ResyncInterval = 2 * time.Second
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = time.Second

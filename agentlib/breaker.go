@@ -26,12 +26,13 @@ type Breaker struct {
 
 	// triedWindow is the last half-open window (gen, epoch) this agent
 	// asked a permit for: one request per agent per window.
-	triedMu     sync.Mutex
-	triedGen    string // guarded by triedMu
-	triedEpoch  int64  // guarded by triedMu
-	probing     atomic.Pointer[probeCall]
-	probeMu     sync.Mutex
-	probeReport *report.Probe // guarded by probeMu; the traffic probe's verdict, not yet sent
+	triedMu       sync.Mutex
+	triedGen      string    // guarded by triedMu
+	triedEpoch    int64     // guarded by triedMu
+	permitRetryAt time.Time // guarded by triedMu; after a failed request
+	probing       atomic.Pointer[probeCall]
+	probeMu       sync.Mutex
+	probeReport   *report.Probe // guarded by probeMu; the traffic probe's verdict, not yet sent
 
 	// localUntil (agent clock, unix nanos) is set while the cluster asked
 	// this agent to keep its own breaker open (quorum not met).
@@ -265,7 +266,7 @@ func (p *probeCall) verdict(o Outcome, hung bool) {
 // permit; everyone else is denied (nil).
 func (b *Breaker) askPermit(v *view) *probeCall {
 	b.triedMu.Lock()
-	if b.triedGen == v.snap.Gen && b.triedEpoch >= v.snap.Epoch {
+	if b.triedGen == v.snap.Gen && b.triedEpoch >= v.snap.Epoch || time.Now().Before(b.permitRetryAt) {
 		b.triedMu.Unlock()
 		return nil
 	}
@@ -279,7 +280,15 @@ func (b *Breaker) askPermit(v *view) *probeCall {
 	defer cancel()
 	ans, err := b.requestPermit(ctx, report.PermitRequest{Agent: b.a.cfg.AgentID, Breaker: b.name, Gen: p.gen, Epoch: p.epoch, Nonce: p.nonce})
 	if err != nil {
-		b.a.log.Warn().Err(err).Str("breaker", b.name).Msg("half-open permit request failed")
+		b.a.log.Warn().Err(err).Str("breaker", b.name).Msg("half-open permit request failed; asking again shortly")
+		// Not a refusal: ask again in this window (a window nobody asks
+		// for stays half-open), after a pause.
+		b.triedMu.Lock()
+		if b.triedGen == p.gen && b.triedEpoch == p.epoch {
+			b.triedEpoch = p.epoch - 1
+		}
+		b.permitRetryAt = time.Now().Add(max(b.a.cfg.PermitTimeout, 100*time.Millisecond))
+		b.triedMu.Unlock()
 		return nil
 	}
 	if !ans.Granted {

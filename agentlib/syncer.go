@@ -83,11 +83,18 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 func (a *Agent) resync(ctx context.Context) {
 	list := a.breakerList()
 	names := make([]string, len(list))
+	// The default policy changes rarely: read it every tenth resync, or
+	// while a breaker has no policy yet.
+	defaults := a.resyncs%10 == 0
 	for i, b := range list {
 		names[i] = b.name
+		if b.view.Load().policy == nil {
+			defaults = true
+		}
 	}
+	a.resyncs++
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
-	entries, err := a.store.ReadMirror(rctx, names)
+	entries, err := a.store.ReadMirrorWith(rctx, names, statestore.MirrorRead{Defaults: defaults})
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {

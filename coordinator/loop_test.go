@@ -208,6 +208,7 @@ func TestLoop_ExpiresBreakersNobodyReports(t *testing.T) {
 	c, err := coordinator.New(coordinator.Config{
 		TickInterval: 10 * time.Millisecond, RegistryRefresh: 50 * time.Millisecond, Logger: &log,
 		Retention: 400 * time.Millisecond, RetentionSweep: 50 * time.Millisecond,
+		AggregateInterval: 50 * time.Millisecond, // well inside the retention
 	}, store, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 // trip (one per node in Redis Cluster). A breaker with no state in Redis
 // comes back closed with version 0 and an empty Gen.
 func (s *Store) Snapshots(ctx context.Context, names []string) ([]Snapshot, error) {
-	entries, err := s.read(ctx, names, false)
+	entries, err := s.read(ctx, names, false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -34,10 +34,25 @@ type MirrorEntry struct {
 // ReadMirror is Snapshots plus each breaker's policy, in the same round
 // trip: what an agent's resync needs.
 func (s *Store) ReadMirror(ctx context.Context, names []string) ([]MirrorEntry, error) {
-	return s.read(ctx, names, true)
+	return s.ReadMirrorWith(ctx, names, MirrorRead{Defaults: true})
 }
 
-func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]MirrorEntry, error) {
+// MirrorRead says what ReadMirrorWith reads besides the breakers' states
+// and their own policies.
+type MirrorRead struct {
+	// Defaults reads the policy of breakers not configured by name too;
+	// without it, a breaker with no policy of its own comes back with none.
+	Defaults bool
+}
+
+// ReadMirrorWith is ReadMirror, reading the default policy only when
+// asked: an agent's steady resync is one HMGET per breaker (and TIME only
+// when one is open), a cost that does not grow with its traffic.
+func (s *Store) ReadMirrorWith(ctx context.Context, names []string, what MirrorRead) ([]MirrorEntry, error) {
+	return s.read(ctx, names, true, what.Defaults)
+}
+
+func (s *Store) read(ctx context.Context, names []string, withPolicy, withDefaults bool) ([]MirrorEntry, error) {
 	out := make([]MirrorEntry, len(names))
 	if len(names) == 0 {
 		if err := s.rdb.Ping(ctx).Err(); err != nil {
@@ -50,9 +65,8 @@ func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]Mi
 		fields = append(fields, "policy")
 	}
 	pipe := s.rdb.Pipeline()
-	timeCmd := pipe.Time(ctx)
 	var defCmd *redis.StringCmd
-	if withPolicy {
+	if withPolicy && withDefaults {
 		defCmd = pipe.Get(ctx, s.defaultPolicyKey())
 	}
 	cmds := make([]*redis.SliceCmd, len(names))
@@ -65,7 +79,19 @@ func (s *Store) read(ctx context.Context, names []string, withPolicy bool) ([]Mi
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, wrapRedis(ctx, err)
 	}
-	now := timeCmd.Val().UnixMilli()
+	// Redis's clock, for how long until an open breaker half-opens: read
+	// only when one is open (the steady state needs no TIME).
+	var now int64
+	for _, c := range cmds {
+		if v := c.Val(); len(v) == len(fields) && v[0] != nil && (str(v[0]) == string(StateOpen) || str(v[1]) == string(OverrideOpen)) {
+			t, err := s.rdb.Time(ctx).Result()
+			if err != nil {
+				return nil, wrapRedis(ctx, err)
+			}
+			now = t.UnixMilli()
+			break
+		}
+	}
 	var def *Policy
 	if defCmd != nil {
 		def = decodePolicy(defCmd.Val())

@@ -65,7 +65,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		def  time.Duration
 		help string
 	}{
-		{&o.resync, "resync", "FUSEBOX_RESYNC_INTERVAL", time.Second, "bound on mirror staleness (env FUSEBOX_RESYNC_INTERVAL)"},
+		{&o.resync, "resync", "FUSEBOX_RESYNC_INTERVAL", 2 * time.Second, "bound on mirror staleness (env FUSEBOX_RESYNC_INTERVAL)"},
 		{&o.drain, "drain", "FUSEBOX_DRAIN_TIMEOUT", 30 * time.Second, "how long shutdown waits for requests in flight (env FUSEBOX_DRAIN_TIMEOUT)"},
 	} {
 		def := d.def
