@@ -49,30 +49,8 @@ func BenchmarkAllowDone(b *testing.B) {
 		{"gobreaker-execute", func() {
 			_, sink = exe.Execute(func() (struct{}, error) { return struct{}{}, work() })
 		}},
-		{"fusebox", func() {
-			done, err := fb.Allow()
-			if err != nil {
-				sink = err
-				return
-			}
-			if err := work(); err != nil {
-				done(agentlib.Failure(err))
-				return
-			}
-			done(agentlib.Success())
-		}},
-		{"fusebox-in-flight-tracked", func() {
-			done, err := tracked.Allow()
-			if err != nil {
-				sink = err
-				return
-			}
-			if err := work(); err != nil {
-				done(agentlib.Failure(err))
-				return
-			}
-			done(agentlib.Success())
-		}},
+		{"fusebox", func() { allowDone(fb, work) }},
+		{"fusebox-in-flight-tracked", func() { allowDone(tracked, work) }},
 		{"fusebox-begin-responding-done", func() {
 			call, err := tracked.Begin()
 			if err != nil {
@@ -101,6 +79,20 @@ func BenchmarkAllowDone(b *testing.B) {
 			})
 		})
 	}
+}
+
+// allowDone is one call through a fusebox breaker.
+func allowDone(b *agentlib.Breaker, work func() error) {
+	done, err := b.Allow()
+	if err != nil {
+		sink = err
+		return
+	}
+	if err := work(); err != nil {
+		done(agentlib.Failure(err))
+		return
+	}
+	done(agentlib.Success())
 }
 
 // BenchmarkAllowOpen is the cost of a denial: fusebox against gobreaker.

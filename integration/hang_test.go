@@ -79,20 +79,7 @@ func (e *env) startOpenLoad(rate int, d time.Duration) *openLoad {
 			l.wg.Add(1)
 			go func() {
 				defer l.wg.Done()
-				start := time.Now()
-				r := result{sidecar: sc, at: start, status: -1}
-				resp, err := client.Post(a.url+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(chatBody)))
-				if err == nil {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					r.status, r.provider = resp.StatusCode, resp.Header.Get("X-Fusebox-Provider")
-					if resp.StatusCode != 200 {
-						r.err = string(b)
-					}
-				} else {
-					r.err = err.Error()
-				}
-				r.took = time.Since(start)
+				r := chatOnce(client, sc, a.url)
 				l.mu.Lock()
 				l.results = append(l.results, r)
 				l.mu.Unlock()
@@ -101,6 +88,25 @@ func (e *env) startOpenLoad(rate int, d time.Duration) *openLoad {
 	}()
 	e.t.Cleanup(l.halt)
 	return l
+}
+
+// chatOnce sends one chat request to sidecar sc and records its answer.
+func chatOnce(client *http.Client, sc int, url string) result {
+	start := time.Now()
+	r := result{sidecar: sc, at: start, status: -1}
+	resp, err := client.Post(url+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(chatBody)))
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r.status, r.provider = resp.StatusCode, resp.Header.Get("X-Fusebox-Provider")
+		if resp.StatusCode != 200 {
+			r.err = string(b)
+		}
+	} else {
+		r.err = err.Error()
+	}
+	r.took = time.Since(start)
+	return r
 }
 
 func (l *openLoad) halt() {

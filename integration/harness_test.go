@@ -4,11 +4,9 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -482,20 +480,7 @@ func (e *env) startLoad(every time.Duration) *load {
 			defer l.wg.Done()
 			deadline := time.Now().Add(suiteTimeout)
 			for n := 0; n < 20000 && !l.stop.Load() && time.Now().Before(deadline); n++ {
-				start := time.Now()
-				r := result{sidecar: i, at: start, status: -1}
-				resp, err := client.Post(a.url+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(chatBody)))
-				if err == nil {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					r.status, r.provider = resp.StatusCode, resp.Header.Get("X-Fusebox-Provider")
-					if resp.StatusCode != 200 {
-						r.err = string(b)
-					}
-				} else {
-					r.err = err.Error()
-				}
-				r.took = time.Since(start)
+				r := chatOnce(client, i, a.url)
 				l.mu.Lock()
 				l.results = append(l.results, r)
 				l.mu.Unlock()
