@@ -30,6 +30,8 @@ import (
 //   - one permit and at most one verdict per half-open window, and only
 //     from its holder (nonce) or claimant (token); everything else is
 //     refused and changes nothing;
+//   - a deleted breaker starts again at version 0 in a new gen, and a
+//     report resent from before the delete is still a repeat;
 //   - an override always wins: while forced, nothing but an operator or
 //     the override's own ttl moves the breaker, and a ttl ends it by
 //     itself.
@@ -146,7 +148,17 @@ func (m *machine) run(steps int) {
 				t.Fatal(err)
 			}
 			m.ttl[name] = false
-		case k < 91:
+		case k < 92:
+			op = "delete"
+			var err error
+			if res, err = m.store().Delete(m.ctx, name, m.pol[name], "ops", "prop"); err != nil {
+				t.Fatal(err)
+			}
+			m.ttl[name] = false
+			if !res.Gone || res.Gen != "" || res.Version != 0 {
+				t.Fatalf("step %d: delete left %+v", i, res.Snapshot)
+			}
+		case k < 93:
 			op = "reset"
 			var err error
 			if res, err = m.store().Reset(m.ctx, name, m.pol[name], "ops", "prop"); err != nil {
@@ -166,7 +178,7 @@ func (m *machine) run(steps int) {
 		if res.Transition != nil {
 			m.steps["event "+res.Transition.Event]++
 		}
-		if after.Gen == before.Gen && after.Version < before.Version {
+		if after.Gen == before.Gen && after.Version < before.Version && op != "delete" {
 			t.Fatalf("step %d (%s): version went back within gen %s: %d -> %d", i, op, after.Gen, before.Version, after.Version)
 		}
 		if res.Transition != nil && res.Name == name {
