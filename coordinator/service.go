@@ -118,11 +118,10 @@ func batchOf(r report.Report, b report.Breaker) statestore.Batch {
 
 // Permit asks for the one probe permit of a traffic-mode half-open
 // window on the agent's behalf (statestore.Store.AcquirePermit), so that
-// agents need no Redis write access.
+// agents need no Redis write access. req is as report.DecodePermit
+// returns it: validated (the store still refuses a bad name or an empty
+// nonce before any I/O).
 func (s *Service) Permit(ctx context.Context, req report.PermitRequest) (report.PermitAnswer, error) {
-	if err := req.Validate(); err != nil {
-		return report.PermitAnswer{}, err
-	}
 	res, err := s.store.AcquirePermit(ctx, req.Breaker, s.policies.Policy(req.Breaker), req.Agent, req.Gen, req.Epoch, req.Nonce)
 	if err != nil {
 		return report.PermitAnswer{}, err
