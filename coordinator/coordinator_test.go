@@ -88,6 +88,10 @@ func TestCoordinator_IngestAndTimers(t *testing.T) {
 		}
 		return s[0].State == statestore.StateHalfOpen
 	})
+	// The coordinator that made it logs it right after its script returns.
+	testcluster.Eventually(t, 5*time.Second, "the half-open transition logged", func() bool {
+		return strings.Contains(logs.String(), `"event":"half_open"`)
+	})
 
 	// Exactly one coordinator made the half-open transition, and both
 	// transitions were logged with the fields an incident review needs.
