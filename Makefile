@@ -25,11 +25,12 @@ deps:
 	@./scripts/ensure-redis.sh
 	@./scripts/ensure-chromium.sh
 
-# Every comparison in one run, about 5 minutes on 2 cores (docs/benchmarks.md).
+# Every comparison in one run, about 8 minutes on 2 cores (docs/benchmarks.md).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./agentlib
 	$(GO) test -run '^$$' -bench PerCall -benchmem ./bench
 	$(GO) test -run '^$$' -bench Outage -benchtime 1x ./bench
+	$(GO) test -run '^$$' -bench Fleet -benchtime 1x -timeout 20m ./bench
 	$(GO) run ./cmd/outagesim -scale 10
 
 lint:
