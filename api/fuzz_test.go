@@ -31,7 +31,7 @@ func FuzzServer(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	coord, err := coordinator.New(coordinator.Config{}, store, cfg)
+	coord, err := coordinator.New(coordinator.Config{Limits: statestore.Limits{MaxBreakers: 50, MaxPerAgent: 20}}, store, cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -43,6 +43,9 @@ func FuzzServer(f *testing.F) {
 	f.Add(uint8(1), "/v1/breakers/openai/force-open", []byte(`{"reason":"x","ttl":"1m"}`), uint8(3), "application/json")
 	f.Add(uint8(0), "/v1/breakers/openai/events?limit=3&before=1-0", []byte(nil), uint8(1), "")
 	f.Add(uint8(0), "/v1/events/stream?replay=5", []byte(nil), uint8(1), "")
+	f.Add(uint8(1), "/v1/permits", []byte(`{"agent":"a","breaker":"openai","gen":"1.2","epoch":1,"nonce":"n"}`), uint8(2), "application/json")
+	f.Add(uint8(3), "/v1/breakers/openai", []byte(`{"reason":"gone"}`), uint8(3), "application/json")
+	f.Add(uint8(0), "/v1/breakers?limit=2&cursor=openai", []byte(nil), uint8(1), "")
 	f.Fuzz(func(t *testing.T, m uint8, path string, body []byte, tok uint8, ctype string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t") {
 			return // not a request line a client could send

@@ -15,4 +15,7 @@
 // and each transition this process makes is logged once. The package
 // serves no HTTP (package api does) and never decides what counts as a
 // failure (agents do).
+//
+// Coordinator, Loop and Service are safe for concurrent use (run the
+// Loop once); Config, Breaker and Page are plain values.
 package coordinator

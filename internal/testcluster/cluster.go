@@ -44,7 +44,8 @@ type Cluster struct {
 	Coordinators []*Coordinator
 }
 
-// Coordinator is one running coordinator.
+// Coordinator is one running coordinator. Stop is safe to call more
+// than once and from several goroutines.
 type Coordinator struct {
 	*coordinator.Coordinator
 	URL    string
