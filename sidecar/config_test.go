@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -21,7 +22,36 @@ func TestLoadConfig_Example(t *testing.T) {
 	if m, _ := c.Providers["openai"].Model("o3"); m != "o3" {
 		t.Fatalf("openai maps o3 to %q", m)
 	}
-	if c.Providers["ollama"].Total != 300*time.Second || c.Retry.Budget != 0.2 || c.Providers["openai"].Breaker != "openai" {
+	if c.Providers["ollama"].Total != 300*time.Second || c.Retry.Budget != 0.2 || c.Providers["openai"].Breaker != "openai" || c.Providers["openai"].Granularity != PerProvider {
 		t.Fatalf("config = %+v", c)
+	}
+	if !slices.Equal(r.APIs, []API{APIChat, APIMessages}) || r.MessagesChain[0].Name != "anthropic" || r.MessagesChain[1].Name != "openai" ||
+		len(r.ContextWindowFallbacks) != 1 || r.ContextWindowFallbacks[0].Name != "anthropic" || !r.scan {
+		t.Fatalf("chat route = %+v", r)
+	}
+	if e, ok := c.RouteForAPI(APIEmbeddings, "text-embedding-3-small"); !ok || e.Name != "embeddings" || len(e.Chain) != 2 {
+		t.Fatalf("embeddings route = %+v", e)
+	}
+	if m, _ := c.Providers["ollama"].Model("text-embedding-3-small"); m != "nomic-embed-text" {
+		t.Fatalf("ollama maps the embedding model to %q", m)
+	}
+	if cp := c.Providers["ollama"].CapabilitiesOf("nomic-embed-text"); cp.ContextWindow != 2048 || *cp.Tools || *cp.Vision {
+		t.Fatalf("nomic-embed-text capabilities %+v", cp)
+	}
+	if _, ok := c.RouteForAPI(APIResponses, "gpt-4o"); !ok {
+		t.Fatal("no responses route")
+	}
+}
+
+func TestLoadConfig_Compose(t *testing.T) {
+	env := map[string]string{"OPENAI_API_KEY": "k1", "ANTHROPIC_API_KEY": "k2"}
+	c, err := LoadConfig("../deploy/compose/sidecar.yaml", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, api := range APIs {
+		if _, ok := c.RouteForAPI(api, "gpt-4o-mini"); !ok {
+			t.Errorf("no route serves %s", api)
+		}
 	}
 }

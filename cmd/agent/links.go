@@ -76,3 +76,21 @@ func providerNames(cfg *sidecar.Config) []string {
 	slices.Sort(out)
 	return out
 }
+
+// routeNames lists the routes with the APIs they serve and their chains,
+// in match order: "chat [chat messages]: openai > anthropic > ollama".
+func routeNames(cfg *sidecar.Config) []string {
+	out := make([]string, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		names := make([]string, 0, len(r.Chain))
+		for _, p := range r.Chain {
+			names = append(names, p.Name)
+		}
+		apis := make([]string, 0, len(r.APIs))
+		for _, a := range r.APIs {
+			apis = append(apis, string(a))
+		}
+		out = append(out, r.Name+" ["+strings.Join(apis, " ")+"]: "+strings.Join(names, " > "))
+	}
+	return out
+}

@@ -134,8 +134,12 @@ func TestRun_LogLevelDebug(t *testing.T) {
 	testcluster.Eventually(t, 5*time.Second, "agentlib's debug line", func() bool { return strings.Contains(s.sink.String(), "mirror changed") })
 	cancel()
 	lines := s.wait(t)
-	if _, ok := logtest.Find(lines, "effective configuration"); !ok {
+	eff, ok := logtest.Find(lines, "effective configuration")
+	if !ok {
 		t.Fatalf("no debug line of the sidecar's at debug level:\n%s", s.sink.String())
+	}
+	if !strings.Contains(s.sink.String(), `"routes":["chat [chat messages]: openai > ollama"]`) {
+		t.Fatalf("the routes, their APIs and chains are not in %v", eff)
 	}
 	logtest.CheckComponents(t, lines, "sidecar", "agent")
 	mirror, _ := logtest.Find(lines, "mirror changed")

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Str("redis", logging.RedactURL(o.redisURL)).Str("config", o.config).Str("prefix", o.prefix).Str("id", agent.ID()).
 		Int("routes", len(cfg.Routes)).Int("providers", len(cfg.Providers)).Msg("sidecar starting")
 	log.Debug().Dur("resync", o.resync).Dur("drain", o.drain).Bool("token", o.token != "").
-		Strs("providers", providerNames(cfg)).Msg("effective configuration")
+		Strs("providers", providerNames(cfg)).Strs("routes", routeNames(cfg)).Msg("effective configuration")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		checkLinks(gctx, log, rdb, o)
