@@ -115,6 +115,8 @@ type options struct {
 const defaultCoordYAML = `
 defaults:
   consecutive_failures: 5
+  open_timeout: 1s
+  max_open_timeout: 2s
   canary_interval: 1s
   canary_max_interval: 2s
   probe_timeout: 10s
