@@ -153,7 +153,13 @@ func (a *Agent) post(base string, body []byte) (report.Response, error) {
 		a.log.Error().Int("status", resp.StatusCode).Str("coordinator", base).
 			Msg("the coordinator refused this agent's token: set Config.Token to a token with the agent role")
 		return report.Response{}, &refusedError{fmt.Sprintf("coordinator %s refused the token (%d)", base, resp.StatusCode)}
-	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+	case resp.StatusCode == http.StatusTooManyRequests:
+		// The coordinators' registration limit: this agent registered as
+		// many breakers as it may (or the registry is full). Not an
+		// outage: the report is dropped, loudly, and the agent stays on
+		// the cluster.
+		return report.Response{}, &badReportError{status: resp.StatusCode, detail: string(bytes.TrimSpace(data[:min(len(data), 300)]))}
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout:
 		return report.Response{}, &badReportError{status: resp.StatusCode, detail: string(bytes.TrimSpace(data[:min(len(data), 300)]))}
 	default:
 		return report.Response{}, fmt.Errorf("coordinator %s answered %d", base, resp.StatusCode)

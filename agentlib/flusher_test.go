@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,37 @@ func TestAgent_Breaker_RejectsBadNames(t *testing.T) {
 	b2, _ := a.Breaker("same")
 	if b1 != b2 {
 		t.Fatal("two handles for one name")
+	}
+}
+
+// TestAgent_ARegistrationLimitIsNotAnOutage: a coordinator that refuses a
+// report for its registration limit (429) is not down: the agent drops
+// that report and stays on the cluster.
+func TestAgent_ARegistrationLimitIsNotAnOutage(t *testing.T) {
+	var refused atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refused.Add(1)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"title":"Too Many Requests","status":429,"detail":"max_breakers_per_agent: 1000"}`))
+	}))
+	t.Cleanup(srv.Close)
+	rdb := redistest.Mini(t)
+	a, err := agentlib.New(agentlib.Config{CoordinatorURL: srv.URL, Redis: rdb.Client, AgentID: "limited", ResyncInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b := breaker(t, a, "one-too-many")
+	for range 3 {
+		done, err := b.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(agentlib.Failure(errProvider))
+	}
+	testcluster.Eventually(t, 3*time.Second, "reports refused", func() bool { return refused.Load() >= 2 })
+	if _, coordOK := a.Links(); !coordOK || a.Degraded() {
+		t.Fatalf("a registration limit made the agent degraded (coordinator link %v)", coordOK)
 	}
 }
