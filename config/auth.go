@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 )
 
 // Role says what a token may do.
@@ -65,6 +67,7 @@ func ValidateToken(t Token) error {
 // ResolveTokens reads each token's secret (from getenv for token_env) and
 // validates it. Names must be unique.
 func (c *Config) ResolveTokens(getenv func(string) string) ([]Token, error) {
+	pr := c.problems()
 	seen := map[string]bool{}
 	var out []Token
 	for i, ts := range c.Auth.Tokens {
@@ -72,25 +75,61 @@ func (c *Config) ResolveTokens(getenv func(string) string) ([]Token, error) {
 		t := Token{Name: ts.Name, Role: ts.Role, Secret: ts.Token}
 		switch {
 		case ts.Token != "" && ts.TokenEnv != "":
-			return nil, &Error{Field: field, Reason: "set token or token_env, not both"}
+			pr.add(field, "set token or token_env, not both")
+			continue
 		case ts.TokenEnv != "":
 			t.Secret = getenv(ts.TokenEnv)
 			if t.Secret == "" {
-				return nil, &Error{Field: field + ".token_env", Reason: fmt.Sprintf("environment variable %s is not set", ts.TokenEnv)}
+				pr.add(field+".token_env", fmt.Sprintf("environment variable %s is not set", ts.TokenEnv))
+				continue
 			}
 		case ts.Token == "":
-			return nil, &Error{Field: field, Reason: "token or token_env is required"}
+			pr.add(field, "token or token_env is required")
+			continue
 		}
 		if err := ValidateToken(t); err != nil {
-			return nil, &Error{Field: field, Reason: err.Error()}
+			pr.add(field, err.Error())
+			continue
 		}
 		if seen[t.Name] {
-			return nil, &Error{Field: field + ".name", Reason: fmt.Sprintf("%q appears twice", t.Name)}
+			pr.add(field+".name", fmt.Sprintf("%q appears twice", t.Name))
+			continue
 		}
 		seen[t.Name] = true
 		out = append(out, t)
 	}
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// CheckEnv reports, all at once and in the file's order, every
+// environment variable the file's canaries and tokens name that is not
+// set: a coordinator refuses to start naming each.
+func (c *Config) CheckEnv(getenv func(string) string) error {
+	pr := c.problems()
+	for _, name := range c.breakerOrder() {
+		cs, ok := c.Canaries[name]
+		if !ok {
+			continue
+		}
+		field := "breakers." + name + ".canary"
+		if cs.APIKeyEnv != "" && getenv(cs.APIKeyEnv) == "" {
+			pr.add(field+".api_key_env", fmt.Sprintf("environment variable %s is not set", cs.APIKeyEnv))
+		}
+		for _, h := range slices.Sorted(maps.Keys(cs.HeaderEnv)) {
+			if v := cs.HeaderEnv[h]; getenv(v) == "" {
+				pr.add(field+".header_env."+h, fmt.Sprintf("environment variable %s is not set", v))
+			}
+		}
+	}
+	for i, ts := range c.Auth.Tokens {
+		if ts.TokenEnv != "" && ts.Token == "" && getenv(ts.TokenEnv) == "" {
+			pr.add(fmt.Sprintf("auth.tokens[%d].token_env", i), fmt.Sprintf("environment variable %s is not set", ts.TokenEnv))
+		}
+	}
+	return pr.err()
 }
 
 // MetricsArePublic reports whether /metrics is served without a token.

@@ -131,6 +131,23 @@ type Config struct {
 	Auth Auth
 	// Limits bound what agents may make the cluster keep.
 	Limits Limits
+
+	root *yaml.Node // the file, for where a field is; nil without one
+	path string
+}
+
+// problems starts a list of problems located in the config's file.
+func (c *Config) problems() *problems { return &problems{root: c.root, path: c.path} }
+
+// breakerOrder lists the configured breakers in the file's order.
+func (c *Config) breakerOrder() []string {
+	order := mapKeys(mapValueNode(c.root, "breakers"))
+	for _, n := range slices.Sorted(maps.Keys(c.Breakers)) {
+		if !slices.Contains(order, n) {
+			order = append(order, n)
+		}
+	}
+	return order
 }
 
 // Default is the config used when no file is given: built-in defaults.
@@ -159,6 +176,7 @@ type Error struct {
 	Path   string // the file, when read from one
 	Field  string // e.g. "breakers.openai.failure_rate"; empty for syntax errors
 	Reason string
+	Line   int // in the file; 0 when unknown
 }
 
 func (e *Error) Error() string {
@@ -166,10 +184,7 @@ func (e *Error) Error() string {
 	if e.Path != "" {
 		where += " " + e.Path
 	}
-	if e.Field != "" {
-		return where + ": " + e.Field + ": " + e.Reason
-	}
-	return where + ": " + e.Reason
+	return where + ": " + e.located()
 }
 
 // Load reads and validates a config file.
@@ -180,30 +195,39 @@ func Load(path string) (*Config, error) {
 	}
 	c, err := Parse(data)
 	if err != nil {
-		var ce *Error
-		if errors.As(err, &ce) {
-			ce.Path = path
+		var es Errors
+		if errors.As(err, &es) {
+			es.setPath(path)
 		}
 		return nil, err
 	}
+	c.path = path
 	return c, nil
 }
 
 // Parse reads and validates a config file's contents. Unknown fields are
-// errors, so a typo never silently falls back to a default.
+// errors, so a typo never silently falls back to a default. Every problem
+// is reported at once, in the file's order (an Errors).
 func Parse(data []byte) (*Config, error) {
+	var pr problems
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Errors{{Reason: err.Error()}}
+	}
+	if len(doc.Content) > 0 {
+		pr.root = doc.Content[0]
+	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &Error{Reason: err.Error()}
+		// Unknown fields and wrong types, all of them; the rest of the
+		// file is still checked.
+		pr.list = append(pr.list, yamlProblems(err)...)
 	}
-	defaults, err := resolve(statestore.DefaultPolicy(), f.Defaults, "defaults")
-	if err != nil {
-		return nil, err
-	}
+	defaults := resolve(&pr, statestore.DefaultPolicy(), f.Defaults, "defaults")
 	if defaults.HalfOpen == statestore.HalfOpenCanary {
-		return nil, &Error{Field: "defaults.half_open", Reason: "canary needs a canary: block, which only a breaker can have; set half_open: canary on those breakers"}
+		pr.add("defaults.half_open", "canary needs a canary: block, which only a breaker can have; set half_open: canary on those breakers")
 	}
 	limits := DefaultLimits()
 	set(&limits.MaxBreakers, f.Limits.MaxBreakers)
@@ -211,37 +235,57 @@ func Parse(data []byte) (*Config, error) {
 	setDur(&limits.Retention, f.Limits.Retention)
 	set(&limits.MetricsMaxBreakers, f.Limits.MetricsMaxBreakers)
 	if err := limits.Validate(); err != nil {
-		return nil, err
+		pr.addErr(err)
 	}
 	c := &Config{Defaults: defaults, Breakers: make(map[string]statestore.Policy, len(f.Breakers)), Canaries: map[string]probe.Spec{}, Auth: f.Auth, Limits: limits}
-	for _, name := range slices.Sorted(maps.Keys(f.Breakers)) {
+	// Breakers in the file's order, so their problems are too.
+	order := mapKeys(mapValueNode(pr.root, "breakers"))
+	for _, n := range slices.Sorted(maps.Keys(f.Breakers)) {
+		if !slices.Contains(order, n) {
+			order = append(order, n)
+		}
+	}
+	c.root = pr.root
+	for _, name := range order {
+		b, ok := f.Breakers[name]
+		if !ok {
+			continue
+		}
 		field := "breakers." + name
 		if !statestore.ValidName(name) {
-			return nil, &Error{Field: field, Reason: "invalid breaker name: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"}
+			pr.add(field, "invalid breaker name: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+			continue
 		}
-		b := f.Breakers[name]
 		spec := b.PolicySpec
 		if b.Canary != nil && spec.HalfOpen == nil {
 			// A breaker with a canary is probed by it unless it says otherwise.
 			mode := statestore.HalfOpenCanary
 			spec.HalfOpen = &mode
 		}
-		p, err := resolve(defaults, spec, field)
-		if err != nil {
-			return nil, err
-		}
+		p := resolve(&pr, defaults, spec, field)
 		if b.Canary != nil {
 			cs, err := canary(*b.Canary, p, field+".canary")
 			if err != nil {
-				return nil, err
+				pr.addErr(err)
 			}
 			c.Canaries[name] = cs
 		} else if p.HalfOpen == statestore.HalfOpenCanary {
-			return nil, &Error{Field: field + ".half_open", Reason: "canary needs a canary: block for this breaker (or use traffic)"}
+			pr.add(field+".half_open", "canary needs a canary: block for this breaker (or use traffic)")
 		}
 		c.Breakers[name] = p
 	}
+	c.root = pr.root
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+func mapValueNode(n *yaml.Node, key string) *yaml.Node {
+	if kv := mapValue(n, key); kv != nil {
+		return kv.value
+	}
+	return nil
 }
 
 func canary(cs CanarySpec, p statestore.Policy, field string) (probe.Spec, error) {
@@ -267,7 +311,9 @@ func canary(cs CanarySpec, p statestore.Policy, field string) (probe.Spec, error
 	return s, nil
 }
 
-func resolve(base statestore.Policy, s PolicySpec, field string) (statestore.Policy, error) {
+// resolve applies the file's fields to base and records every problem of
+// the result.
+func resolve(pr *problems, base statestore.Policy, s PolicySpec, field string) statestore.Policy {
 	p := base
 	set(&p.ConsecutiveFailures, s.ConsecutiveFailures)
 	set(&p.FailureRate, s.FailureRate)
@@ -286,14 +332,19 @@ func resolve(base statestore.Policy, s PolicySpec, field string) (statestore.Pol
 	setDur(&p.CanaryInterval, s.CanaryInterval)
 	setDur(&p.CanaryMaxInterval, s.CanaryMaxInterval)
 	setDur(&p.MisconfiguredOpen, s.MisconfiguredOpen)
-	if err := p.Validate(); err != nil {
-		var pe *statestore.PolicyError
-		if errors.As(err, &pe) {
-			return p, &Error{Field: field + "." + pe.Field, Reason: pe.Reason}
+	inherited := map[statestore.PolicyError]bool{}
+	if field != "defaults" {
+		// The defaults' own problems are reported once, under defaults.
+		for _, pe := range base.Problems() {
+			inherited[*pe] = true
 		}
-		return p, &Error{Field: field, Reason: err.Error()}
 	}
-	return p, nil
+	for _, pe := range p.Problems() {
+		if !inherited[*pe] {
+			pr.add(field+"."+pe.Field, pe.Reason)
+		}
+	}
+	return p
 }
 
 func set[T any](dst *T, v *T) {

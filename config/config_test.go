@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,7 +124,7 @@ func TestLoad_ExampleFile(t *testing.T) {
 	if p := c.Policy("openai"); p.FailureRate != 50 || p.SlowCall != 20*time.Second || p.HalfOpen != statestore.HalfOpenCanary {
 		t.Fatalf("openai = %+v", p)
 	}
-	if len(c.Canaries) != 4 || c.Canaries["search-api"].HeaderEnv["Authorization"] != "SEARCH_HEALTH_TOKEN" {
+	if len(c.Canaries) != 4 || c.Canaries["internal-api"].Kind != "http" || c.Canaries["openai"].URL != "http://127.0.0.1:9090/openai/v1" {
 		t.Fatalf("canaries = %+v", c.Canaries)
 	}
 }
@@ -252,5 +253,79 @@ func TestParse_Limits(t *testing.T) {
 		if _, err := config.Parse([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to name %q", body, err, want)
 		}
+	}
+}
+
+// TestParse_ReportsEveryProblemInFileOrder: a file with several mistakes
+// names them all, with their lines, in the order they appear, the same on
+// every run.
+func TestParse_ReportsEveryProblemInFileOrder(t *testing.T) {
+	const file = `defaults:
+  failure_rate: 150
+  open_timeout: 0s
+breakers:
+  zeta:
+    min_calls: -1
+  alpha:
+    unknown_field: 1
+    half_open: canary
+  "bad name":
+    consecutive_failures: 2
+limits:
+  retention: 1s
+`
+	var first string
+	for run := range 5 {
+		_, err := config.Parse([]byte(file))
+		var es config.Errors
+		if !errors.As(err, &es) {
+			t.Fatalf("err = %v, want config.Errors", err)
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, fmt.Sprintf("%d %s", e.Line, e.Field))
+		}
+		want := []string{"2 defaults.failure_rate", "3 defaults.open_timeout", "6 breakers.zeta.min_calls", "8 ", "9 breakers.alpha.half_open", "10 breakers.bad name", "13 limits.retention"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("problems:\n%s\nwant:\n%s\n%v", strings.Join(got, "\n"), strings.Join(want, "\n"), err)
+		}
+		if run == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("run %d reported differently:\n%s\n---\n%s", run, err, first)
+		}
+	}
+	if !strings.Contains(first, "7 problems") || !strings.Contains(first, "line 8: field unknown_field not found") {
+		t.Fatalf("message:\n%s", first)
+	}
+}
+
+// TestConfig_CheckEnvNamesEveryUnsetVariable: canaries' and tokens'
+// variables, all at once, in the file's order.
+func TestConfig_CheckEnvNamesEveryUnsetVariable(t *testing.T) {
+	c, err := config.Parse([]byte(`breakers:
+  zeta:
+    canary: {kind: openai, url: "http://127.0.0.1:9/v1", model: m, api_key_env: ZETA_KEY}
+  alpha:
+    canary: {kind: http, url: "http://127.0.0.1:9/healthz", header_env: {Authorization: ALPHA_TOKEN}}
+auth:
+  tokens:
+    - {name: ops, role: admin, token_env: OPS_TOKEN}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckEnv(func(string) string { return "" })
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != 3 {
+		t.Fatalf("err = %v, want 3 problems", err)
+	}
+	for i, want := range []string{"ZETA_KEY", "ALPHA_TOKEN", "OPS_TOKEN"} {
+		if !strings.Contains(es[i].Reason, want) {
+			t.Fatalf("problem %d = %v, want %s (file order)", i, es[i], want)
+		}
+	}
+	if err := c.CheckEnv(func(string) string { return "set" }); err != nil {
+		t.Fatalf("with every variable set: %v", err)
 	}
 }

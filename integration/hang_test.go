@@ -35,7 +35,7 @@ func shippedConfigs(t *testing.T) (coord, side string) {
 		t.Fatal("examples/fusebox.yaml: no anthropic breaker to cut at")
 	}
 	coord = coord[:cut+1]
-	coord = strings.ReplaceAll(coord, "https://api.openai.com/v1", "http://fakeprovider:9090/openai/v1")
+	coord = strings.ReplaceAll(coord, "http://127.0.0.1:9090/", "http://fakeprovider:9090/")
 	side = read("../examples/sidecar.yaml")
 	for from, to := range map[string]string{
 		"https://api.openai.com/v1": "http://fakeprovider:9090/openai/v1",

@@ -44,8 +44,9 @@ type Spec struct {
 	// ExpectStatus (http) lists healthy statuses; default any 2xx.
 	ExpectStatus []int
 	// APIKeyEnv names the variable holding the API key: required for
-	// anthropic, optional for openai (an OpenAI-compatible server may need
-	// none), unused otherwise.
+	// anthropic against api.anthropic.com (the default url), optional
+	// otherwise (an OpenAI- or Anthropic-compatible server may need none),
+	// unused for http and ollama.
 	APIKeyEnv string
 	// Model is required for openai and anthropic. For ollama, a model
 	// makes the canary a tiny /api/chat; without one it is GET /api/tags.
@@ -106,8 +107,10 @@ func (s Spec) Validate() error {
 		if s.Model == "" {
 			return &Error{"model", fmt.Sprintf("required for an %s canary", s.Kind)}
 		}
-		if s.Kind == KindAnthropic && s.APIKeyEnv == "" {
-			return &Error{"api_key_env", "required for an anthropic canary"}
+		if s.Kind == KindAnthropic && s.APIKeyEnv == "" && (s.URL == "" || strings.Contains(s.URL, "api.anthropic.com")) {
+			// The real API refuses every call without a key; a
+			// compatible server (or the fake provider) may need none.
+			return &Error{"api_key_env", "required for an anthropic canary against api.anthropic.com"}
 		}
 	case KindOllama:
 	case "":

@@ -113,47 +113,74 @@ func (e *PolicyError) Error() string { return e.Field + ": " + e.Reason }
 
 // Validate reports the first field that is out of range.
 func (p Policy) Validate() error {
-	switch {
-	case p.ConsecutiveFailures < 0:
-		return &PolicyError{"consecutive_failures", "must be 0 (off) or more"}
-	case p.FailureRate < 0 || p.FailureRate > 100:
-		return &PolicyError{"failure_rate", fmt.Sprintf("must be a percentage in [0, 100], got %g", p.FailureRate)}
-	case p.SlowCallRate < 0 || p.SlowCallRate > 100:
-		return &PolicyError{"slow_call_rate", fmt.Sprintf("must be a percentage in [0, 100], got %g", p.SlowCallRate)}
-	case p.MinCalls < 0:
-		return &PolicyError{"min_calls", "must be 0 or more"}
-	case (p.FailureRate > 0 || p.SlowCallRate > 0) && (p.Window < time.Second || p.Window > time.Hour):
-		return &PolicyError{"window", fmt.Sprintf("must be between 1s and 1h when a rate rule is on, got %s", p.Window)}
-	case p.Window%time.Second != 0:
-		return &PolicyError{"window", fmt.Sprintf("must be whole seconds, got %s", p.Window)}
-	case p.SlowCallRate > 0 && p.SlowCall <= 0:
-		return &PolicyError{"slow_call", "must be set when slow_call_rate is on"}
-	case p.SlowCall < 0:
-		return &PolicyError{"slow_call", "must not be negative"}
-	case p.OpenTimeout < time.Millisecond:
-		return &PolicyError{"open_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.OpenTimeout)}
-	case p.MaxOpenTimeout < p.OpenTimeout:
-		return &PolicyError{"max_open_timeout", fmt.Sprintf("must be at least open_timeout (%s), got %s", p.OpenTimeout, p.MaxOpenTimeout)}
-	case p.HalfOpen != HalfOpenCanary && p.HalfOpen != HalfOpenTraffic:
-		return &PolicyError{"half_open", fmt.Sprintf("must be %q or %q, got %q", HalfOpenCanary, HalfOpenTraffic, p.HalfOpen)}
-	case p.ProbeTimeout < time.Millisecond:
-		return &PolicyError{"probe_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.ProbeTimeout)}
-	case p.HangAfter < 0 || p.HangAfter > MaxHangAfter:
-		return &PolicyError{"hang_after", fmt.Sprintf("must be between 0 (off) and %s, got %s", MaxHangAfter, p.HangAfter)}
-	case p.MaxRetryAfter < time.Second:
-		return &PolicyError{"max_retry_after", fmt.Sprintf("must be at least 1s, got %s", p.MaxRetryAfter)}
-	case p.MisconfiguredOpen < time.Second:
-		return &PolicyError{"misconfigured_open", fmt.Sprintf("must be at least 1s, got %s", p.MisconfiguredOpen)}
-	case p.MinAgents < 0:
-		return &PolicyError{"min_agents", "must be 0 (off) or more"}
-	case p.CanaryInterval < time.Millisecond:
-		return &PolicyError{"canary_interval", fmt.Sprintf("must be at least 1ms, got %s", p.CanaryInterval)}
-	case p.CanaryMaxInterval < p.CanaryInterval:
-		return &PolicyError{"canary_max_interval", fmt.Sprintf("must be at least canary_interval (%s), got %s", p.CanaryInterval, p.CanaryMaxInterval)}
-	case p.ConsecutiveFailures == 0 && p.FailureRate == 0 && p.SlowCallRate == 0 && !p.HonorRetryAfter:
-		return &PolicyError{"consecutive_failures", "every trip rule is off: the breaker could never open"}
+	if ps := p.Problems(); len(ps) > 0 {
+		return ps[0]
 	}
 	return nil
+}
+
+// Problems lists every field that is out of range, in the fields' order.
+func (p Policy) Problems() []*PolicyError {
+	var out []*PolicyError
+	add := func(e *PolicyError) { out = append(out, e) }
+	if p.ConsecutiveFailures < 0 {
+		add(&PolicyError{"consecutive_failures", "must be 0 (off) or more"})
+	}
+	if p.FailureRate < 0 || p.FailureRate > 100 {
+		add(&PolicyError{"failure_rate", fmt.Sprintf("must be a percentage in [0, 100], got %g", p.FailureRate)})
+	}
+	if p.SlowCallRate < 0 || p.SlowCallRate > 100 {
+		add(&PolicyError{"slow_call_rate", fmt.Sprintf("must be a percentage in [0, 100], got %g", p.SlowCallRate)})
+	}
+	if p.MinCalls < 0 {
+		add(&PolicyError{"min_calls", "must be 0 or more"})
+	}
+	if (p.FailureRate > 0 || p.SlowCallRate > 0) && (p.Window < time.Second || p.Window > time.Hour) {
+		add(&PolicyError{"window", fmt.Sprintf("must be between 1s and 1h when a rate rule is on, got %s", p.Window)})
+	}
+	if p.Window%time.Second != 0 {
+		add(&PolicyError{"window", fmt.Sprintf("must be whole seconds, got %s", p.Window)})
+	}
+	if p.SlowCallRate > 0 && p.SlowCall <= 0 {
+		add(&PolicyError{"slow_call", "must be set when slow_call_rate is on"})
+	}
+	if p.SlowCall < 0 {
+		add(&PolicyError{"slow_call", "must not be negative"})
+	}
+	if p.OpenTimeout < time.Millisecond {
+		add(&PolicyError{"open_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.OpenTimeout)})
+	}
+	if p.MaxOpenTimeout < p.OpenTimeout {
+		add(&PolicyError{"max_open_timeout", fmt.Sprintf("must be at least open_timeout (%s), got %s", p.OpenTimeout, p.MaxOpenTimeout)})
+	}
+	if p.HalfOpen != HalfOpenCanary && p.HalfOpen != HalfOpenTraffic {
+		add(&PolicyError{"half_open", fmt.Sprintf("must be %q or %q, got %q", HalfOpenCanary, HalfOpenTraffic, p.HalfOpen)})
+	}
+	if p.ProbeTimeout < time.Millisecond {
+		add(&PolicyError{"probe_timeout", fmt.Sprintf("must be at least 1ms, got %s", p.ProbeTimeout)})
+	}
+	if p.HangAfter < 0 || p.HangAfter > MaxHangAfter {
+		add(&PolicyError{"hang_after", fmt.Sprintf("must be between 0 (off) and %s, got %s", MaxHangAfter, p.HangAfter)})
+	}
+	if p.MaxRetryAfter < time.Second {
+		add(&PolicyError{"max_retry_after", fmt.Sprintf("must be at least 1s, got %s", p.MaxRetryAfter)})
+	}
+	if p.MisconfiguredOpen < time.Second {
+		add(&PolicyError{"misconfigured_open", fmt.Sprintf("must be at least 1s, got %s", p.MisconfiguredOpen)})
+	}
+	if p.MinAgents < 0 {
+		add(&PolicyError{"min_agents", "must be 0 (off) or more"})
+	}
+	if p.CanaryInterval < time.Millisecond {
+		add(&PolicyError{"canary_interval", fmt.Sprintf("must be at least 1ms, got %s", p.CanaryInterval)})
+	}
+	if p.CanaryMaxInterval < p.CanaryInterval {
+		add(&PolicyError{"canary_max_interval", fmt.Sprintf("must be at least canary_interval (%s), got %s", p.CanaryInterval, p.CanaryMaxInterval)})
+	}
+	if p.ConsecutiveFailures == 0 && p.FailureRate == 0 && p.SlowCallRate == 0 && !p.HonorRetryAfter {
+		add(&PolicyError{"consecutive_failures", "every trip rule is off: the breaker could never open"})
+	}
+	return out
 }
 
 // args encodes the policy as ARGV[5..19] of every script (see common.lua).

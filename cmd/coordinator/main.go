@@ -81,6 +81,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	// Every unset variable the file names, at once, before anything else.
+	if err := cfg.CheckEnv(getenv); err != nil {
+		return err
+	}
 	canaries, err := probe.NewAll(cfg.Canaries, getenv, nil)
 	if err != nil {
 		return err

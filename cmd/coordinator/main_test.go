@@ -168,3 +168,53 @@ func TestOptions_LimitsFromFlagsEnvAndFile(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_TheExampleConfigStartsAsShipped: examples/fusebox.yaml starts
+// with --dev and nothing else set: no key, no token variable.
+func TestRun_TheExampleConfigStartsAsShipped(t *testing.T) {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--dev", "--config", "../../examples/fusebox.yaml", "--listen", "127.0.0.1:0", "--dev-redis-addr", "127.0.0.1:0"},
+			func(k string) string { return map[string]string{"FUSEBOX_LOG_FORMAT": "json"}[k] }, pw)
+		pw.Close()
+	}()
+	apiRe := regexp.MustCompile(`API:\s+(http://\S+)`)
+	var apiURL string
+	sc := bufio.NewScanner(pr)
+	go func() {
+		<-time.After(10 * time.Second)
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}()
+	var out strings.Builder
+	for apiURL == "" && sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if m := apiRe.FindStringSubmatch(sc.Text()); m != nil {
+			apiURL = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if apiURL == "" {
+		cancel()
+		t.Fatalf("the example config did not start: %v\n%s", <-done, out.String())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(apiURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
