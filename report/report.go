@@ -13,6 +13,9 @@ const (
 	MaxCount      = 1_000_000_000
 	MaxLastError  = 512
 	MaxRetryAfter = 7 * 24 * time.Hour
+	// MaxRoutes bounds the routes one report counts (agentlib counts at
+	// most this many per agent).
+	MaxRoutes = 64
 )
 
 // Report is one agent's outcomes since its last report, per breaker. A
@@ -26,9 +29,26 @@ type Report struct {
 	// An empty Boot (a report made by hand) is never taken for a repeat.
 	Boot string `json:"boot,omitempty"`
 	Seq  int64  `json:"seq,omitempty"`
+	// Service names the app the agent runs in (agentlib.Config.Service),
+	// so the dashboard groups agents by it; optional, validated like
+	// Agent.
+	Service string `json:"service,omitempty"`
 	// Degraded says the agent is running on local breakers.
 	Degraded bool      `json:"degraded,omitempty"`
 	Breakers []Breaker `json:"breakers"`
+	// Routes counts the answers the agent's routes served since its last
+	// report (a sidecar's routes: agentlib's CountServed); optional.
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// Route is what one route served since the last report.
+type Route struct {
+	// Name is the route's name, with a breaker name's characters.
+	Name string `json:"name"`
+	// Served counts the answers it served; Fallback those of them served
+	// by a provider that was not the route's first choice.
+	Served   int64 `json:"served"`
+	Fallback int64 `json:"fallback,omitempty"`
 }
 
 // Breaker is one breaker's outcomes in a report.
@@ -144,6 +164,9 @@ func (r Report) Validate() error {
 	if !validAgent.MatchString(r.Agent) {
 		return &Error{Field: "agent", Reason: "want 1-128 of A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit"}
 	}
+	if r.Service != "" && !validAgent.MatchString(r.Service) {
+		return &Error{Field: "service", Reason: "want 1-128 of A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit"}
+	}
 	if r.Boot != "" && !validToken.MatchString(r.Boot) {
 		return &Error{Field: "boot", Reason: "want 1-64 of A-Z a-z 0-9 . _ -"}
 	}
@@ -220,8 +243,37 @@ func (r Report) Validate() error {
 			}
 		}
 	}
+	return r.validateRoutes()
+}
+
+func (r Report) validateRoutes() error {
+	if len(r.Routes) > MaxRoutes {
+		return &Error{Field: "routes", Reason: fmt.Sprintf("at most %d per report, got %d", MaxRoutes, len(r.Routes))}
+	}
+	seen := make(map[string]bool, len(r.Routes))
+	for i, rt := range r.Routes {
+		field := fmt.Sprintf("routes[%d]", i)
+		if !ValidName(rt.Name) {
+			return &Error{Field: field + ".name", Reason: fmt.Sprintf("invalid route name %q: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit", clip(rt.Name))}
+		}
+		if seen[rt.Name] {
+			return &Error{Field: field + ".name", Reason: fmt.Sprintf("route %q appears twice", rt.Name)}
+		}
+		seen[rt.Name] = true
+		if rt.Served < 0 || rt.Served > MaxCount {
+			return &Error{Field: field + ".served", Reason: fmt.Sprintf("must be in [0, %d], got %d", MaxCount, rt.Served)}
+		}
+		if rt.Fallback < 0 || rt.Fallback > rt.Served {
+			return &Error{Field: field + ".fallback", Reason: fmt.Sprintf("must be in [0, served], got %d", rt.Fallback)}
+		}
+	}
 	return nil
 }
+
+// ValidService reports whether s can name an agent's service (and an
+// agent): 1-128 of A-Z a-z 0-9 . _ : @ / -, starting with a letter or
+// digit.
+func ValidService(s string) bool { return validAgent.MatchString(s) }
 
 func checkRetryAfter(field string, ms int64) error {
 	if ms < 0 || ms > MaxRetryAfter.Milliseconds() {

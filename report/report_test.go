@@ -28,6 +28,53 @@ func TestDecode_AcceptsAValidReport(t *testing.T) {
 	}
 }
 
+func TestDecode_ServiceAndRoutes(t *testing.T) {
+	t.Run("both are optional and read when sent", func(t *testing.T) {
+		r, err := report.Decode(strings.NewReader(`{"agent":"web-1","service":"checkout/eu","breakers":[],"routes":[{"name":"chat","served":12,"fallback":3},{"name":"embed","served":1}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Service != "checkout/eu" || len(r.Routes) != 2 || r.Routes[0] != (report.Route{Name: "chat", Served: 12, Fallback: 3}) || r.Routes[1].Fallback != 0 {
+			t.Fatalf("decoded %+v", r)
+		}
+		plain, err := report.Decode(strings.NewReader(`{"agent":"web-1","breakers":[]}`))
+		if err != nil || plain.Service != "" || plain.Routes != nil {
+			t.Fatalf("a report without them: %+v %v", plain, err)
+		}
+	})
+	t.Run("bad values name their field", func(t *testing.T) {
+		var re *report.Error
+		for body, field := range map[string]string{
+			`{"agent":"a","service":"two words","breakers":[]}`:                                      "service",
+			`{"agent":"a","service":"-lead","breakers":[]}`:                                          "service",
+			`{"agent":"a","breakers":[],"routes":[{"name":"a b","served":1}]}`:                       "routes[0].name",
+			`{"agent":"a","breakers":[],"routes":[{"name":"","served":1}]}`:                          "routes[0].name",
+			`{"agent":"a","breakers":[],"routes":[{"name":"c","served":1},{"name":"c","served":2}]}`: "routes[1].name",
+			`{"agent":"a","breakers":[],"routes":[{"name":"c","served":-1}]}`:                        "routes[0].served",
+			`{"agent":"a","breakers":[],"routes":[{"name":"c","served":2,"fallback":3}]}`:            "routes[0].fallback",
+			`{"agent":"a","breakers":[],"routes":[{"name":"c","served":2,"fallback":-1}]}`:           "routes[0].fallback",
+			`{"agent":"a","breakers":[],"routes":[{"name":"c","served":1000000001}]}`:                "routes[0].served",
+		} {
+			if _, err := report.Decode(strings.NewReader(body)); !errors.As(err, &re) || re.Field != field {
+				t.Errorf("%s: err = %v, want field %s", body, err, field)
+			}
+		}
+		var many []string
+		for i := range report.MaxRoutes + 1 {
+			many = append(many, `{"name":"r`+strings.Repeat("x", i)+`","served":1}`)
+		}
+		if _, err := report.Decode(strings.NewReader(`{"agent":"a","breakers":[],"routes":[` + strings.Join(many, ",") + `]}`)); !errors.As(err, &re) || re.Field != "routes" {
+			t.Errorf("%d routes: %v", len(many), err)
+		}
+		if _, err := report.Decode(strings.NewReader(`{"agent":"a","breakers":[],"routes":[{"name":"c","served":1,"extra":1}]}`)); !errors.As(err, &re) {
+			t.Errorf("unknown field in a route: %v", err)
+		}
+	})
+	if !report.ValidService("checkout") || report.ValidService("") || report.ValidService("a b") || report.ValidService(strings.Repeat("s", 129)) {
+		t.Fatal("ValidService disagrees with the agent name's rule")
+	}
+}
+
 func TestCheck_RefusesWhatDecodeRefuses(t *testing.T) {
 	if _, err := report.Check(report.Report{Agent: "a", Breakers: []report.Breaker{{Name: "bad name"}}}); err == nil {
 		t.Fatal("Check passed an invalid breaker name")
@@ -107,6 +154,7 @@ func FuzzDecode(f *testing.F) {
 		`{"agent":"a","boot":"b","seq":3,"breakers":[{"name":"openai","gen":"1.2","version":0,"hung":{"n":1}}]}`,
 		`{"agent":"a","breakers":[{"name":"x}{y","fail":1}]}`,
 		`{"agent":"a","breakers":[{"name":"a","fail":-1}]}`,
+		`{"agent":"a","service":"web","breakers":[],"routes":[{"name":"chat","served":3,"fallback":1}]}`,
 		`null`, `[]`, `{`, ``,
 	} {
 		f.Add([]byte(seed))
