@@ -176,7 +176,7 @@ func TestOpenAISDK_ReadsTranslatedRequests(t *testing.T) {
 func TestOpenAISDK_RequestTranslates(t *testing.T) {
 	srv, got := capture(t, "application/json", readTestdata(t, "openai_response_functions.json"))
 	params := openai.ChatCompletionNewParams{
-		Model: openai.ChatModelGPT4o,
+		Model: "gpt-4.1-mini",
 		Messages: []openai.ChatCompletionMessageParamUnion{
 			openai.DeveloperMessage("You are a weather bot."),
 			openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -35,7 +36,7 @@ const bytesPerToken = 4
 func (r *request) scanNeeds() needs {
 	var n needs
 	var v any
-	dec := json.NewDecoder(strings.NewReader(string(r.body)))
+	dec := json.NewDecoder(bytes.NewReader(r.body))
 	dec.UseNumber()
 	imageBytes := 0
 	images := 0
