@@ -58,6 +58,33 @@ func (es Errors) setPath(path string) {
 	}
 }
 
+// Locator finds where a field is in a YAML file: the line of a dotted
+// path ("providers.openai.timeouts.total", "routes[1].chain"), and a
+// mapping's keys in the file's order. It is for reporting problems where
+// they are; it validates nothing.
+type Locator struct {
+	root *yaml.Node // the document's top mapping; nil when it did not parse
+}
+
+// NewLocator reads data; a file that does not parse locates nothing.
+func NewLocator(data []byte) *Locator {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return &Locator{}
+	}
+	return &Locator{root: doc.Content[0]}
+}
+
+// Line is the line of field's key, or of its nearest enclosing key the
+// file has; 0 when nothing matches.
+func (l *Locator) Line(field string) int {
+	return (&problems{root: l.root}).line(field)
+}
+
+// Keys lists the keys of the mapping at field (a top-level key), in the
+// file's order.
+func (l *Locator) Keys(field string) []string { return mapKeys(mapValueNode(l.root, field)) }
+
 // problems collects a file's problems with the line each is on.
 type problems struct {
 	root *yaml.Node // the document's top mapping; nil when it did not parse
@@ -155,18 +182,34 @@ var typeErrorLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 // yamlProblems turns a decoding error into problems: yaml.v3 reports
 // every unknown field and wrong type of a document at once.
 func yamlProblems(err error) Errors {
+	var out Errors
+	for _, d := range DecodeProblems(err) {
+		out = append(out, &Error{Reason: d.Reason, Line: d.Line})
+	}
+	return out
+}
+
+// DecodeProblem is one of a YAML decoding error's problems.
+type DecodeProblem struct {
+	Line   int // 0 when unknown
+	Reason string
+}
+
+// DecodeProblems splits a yaml.v3 decoding error into its problems (it
+// reports every unknown field and wrong type of a document at once).
+func DecodeProblems(err error) []DecodeProblem {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return Errors{{Reason: err.Error()}}
+		return []DecodeProblem{{Reason: err.Error()}}
 	}
-	var out Errors
+	var out []DecodeProblem
 	for _, msg := range te.Errors {
-		e := &Error{Reason: msg}
+		d := DecodeProblem{Reason: msg}
 		if m := typeErrorLine.FindStringSubmatch(msg); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Reason = m[2]
+			d.Line, _ = strconv.Atoi(m[1])
+			d.Reason = m[2]
 		}
-		out = append(out, e)
+		out = append(out, d)
 	}
 	return out
 }

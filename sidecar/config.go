@@ -314,6 +314,7 @@ type fileConfig struct {
 // ConfigError names the field and the reason.
 type ConfigError struct {
 	Path, Field, Reason string
+	Line                int // in the file; 0 when unknown
 }
 
 func (e *ConfigError) Error() string {
@@ -321,10 +322,47 @@ func (e *ConfigError) Error() string {
 	if e.Path != "" {
 		where += " " + e.Path
 	}
-	if e.Field == "" {
-		return where + ": " + e.Reason
+	return where + ": " + e.located()
+}
+
+func (e *ConfigError) located() string {
+	var b strings.Builder
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", e.Line)
 	}
-	return where + ": " + e.Field + ": " + e.Reason
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// ConfigErrors is every problem of a config file, in the file's order: a
+// file with several mistakes names them all at once.
+type ConfigErrors []*ConfigError
+
+func (es ConfigErrors) Error() string {
+	if len(es) == 1 {
+		return es[0].Error()
+	}
+	where := "sidecar config"
+	if len(es) > 0 && es[0].Path != "" {
+		where += " " + es[0].Path
+	}
+	lines := []string{fmt.Sprintf("%s: %d problems:", where, len(es))}
+	for _, e := range es {
+		lines = append(lines, "  "+e.located())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives each problem to errors.Is and errors.As.
+func (es ConfigErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
 }
 
 // LoadConfig reads a config file; getenv gives API keys.
@@ -334,46 +372,93 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 		return nil, &ConfigError{Path: path, Reason: err.Error()}
 	}
 	c, err := ParseConfig(data, getenv)
-	var ce *ConfigError
-	if errors.As(err, &ce) {
-		ce.Path = path
+	var es ConfigErrors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			e.Path = path
+		}
 	}
 	return c, err
 }
 
-// ParseConfig reads and validates a config file's contents.
+// configProblems collects a file's problems, located.
+type configProblems struct {
+	at   *config.Locator
+	list ConfigErrors
+}
+
+func (p *configProblems) add(err error) {
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		ce = &ConfigError{Reason: err.Error()}
+	}
+	if ce.Line == 0 {
+		ce.Line = p.at.Line(ce.Field)
+	}
+	p.list = append(p.list, ce)
+}
+
+func (p *configProblems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(p.list, func(a, b *ConfigError) int { return a.Line - b.Line })
+	return p.list
+}
+
+// ParseConfig reads and validates a config file's contents. Every
+// problem is reported at once, in the file's order (a ConfigErrors).
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
+	pr := &configProblems{at: config.NewLocator(data)}
 	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &ConfigError{Reason: err.Error()}
+		// Every unknown field and wrong type; the rest is still checked.
+		for _, d := range config.DecodeProblems(err) {
+			pr.list = append(pr.list, &ConfigError{Reason: d.Reason, Line: d.Line})
+		}
 	}
 	c := &Config{Providers: map[string]*Provider{}, UserHeader: "X-Fusebox-User"}
 	if f.UserHeader != "" {
 		c.UserHeader = f.UserHeader
 	}
 	if len(f.Providers) == 0 {
-		return nil, &ConfigError{Field: "providers", Reason: "name at least one provider"}
+		pr.add(&ConfigError{Field: "providers", Reason: "name at least one provider"})
 	}
-	for _, name := range slices.Sorted(maps.Keys(f.Providers)) {
-		p, err := parseProvider(name, f.Providers[name], getenv)
+	order := pr.at.Keys("providers")
+	for _, n := range slices.Sorted(maps.Keys(f.Providers)) {
+		if !slices.Contains(order, n) {
+			order = append(order, n)
+		}
+	}
+	for _, name := range order {
+		fp, ok := f.Providers[name]
+		if !ok {
+			continue
+		}
+		p, err := parseProvider(name, fp, getenv)
 		if err != nil {
-			return nil, err
+			pr.add(err)
+			// A stand-in, so routes naming it are checked for their own
+			// problems only; the config is refused anyway.
+			p = &Provider{Name: name, Kind: fp.Kind, Breaker: name, Models: map[string]string{"*": ""}}
 		}
 		c.Providers[name] = p
 	}
 	if len(f.Routes) == 0 {
-		return nil, &ConfigError{Field: "routes", Reason: "name at least one route"}
+		pr.add(&ConfigError{Field: "routes", Reason: "name at least one route"})
 	}
 	seen := map[string]bool{}
 	for i, fr := range f.Routes {
 		field := fmt.Sprintf("routes[%d]", i)
 		if fr.Name == "" {
-			return nil, &ConfigError{Field: field + ".name", Reason: "required"}
+			pr.add(&ConfigError{Field: field + ".name", Reason: "required"})
+			continue
 		}
 		if seen[fr.Name] {
-			return nil, &ConfigError{Field: field + ".name", Reason: fmt.Sprintf("%q appears twice", fr.Name)}
+			pr.add(&ConfigError{Field: field + ".name", Reason: fmt.Sprintf("%q appears twice", fr.Name)})
+			continue
 		}
 		seen[fr.Name] = true
 		r := &Route{Name: fr.Name, Models: fr.Models, Cache: fr.Cache.Enabled, CacheTTL: 300 * time.Second}
@@ -383,18 +468,19 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 		if fr.Cache.TTL != nil {
 			r.CacheTTL = time.Duration(*fr.Cache.TTL)
 			if r.CacheTTL < time.Second || r.CacheTTL > 7*24*time.Hour {
-				return nil, &ConfigError{Field: field + ".cache.ttl", Reason: "want 1s to 168h"}
+				pr.add(&ConfigError{Field: field + ".cache.ttl", Reason: "want 1s to 168h"})
 			}
 		}
 		if fr.Hedge != nil {
 			h, err := parseHedge(field+".hedge", fr.Hedge.After, fr.Hedge.Min, fr.Hedge.Max)
 			if err != nil {
-				return nil, err
+				pr.add(err)
 			}
 			r.Hedge = h
 		}
 		if err := parseRouteChains(c, r, fr, field); err != nil {
-			return nil, err
+			pr.add(err)
+			continue
 		}
 		c.Routes = append(c.Routes, r)
 	}
@@ -415,15 +501,20 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	if fr.MinPerSecond != nil {
 		c.Retry.MinPerSecond = *fr.MinPerSecond
 	}
-	switch {
-	case c.Retry.Attempts < 1 || c.Retry.Attempts > 10:
-		return nil, &ConfigError{Field: "retry.attempts", Reason: "want 1 (no retries) to 10"}
-	case c.Retry.Base <= 0 || c.Retry.Max < c.Retry.Base:
-		return nil, &ConfigError{Field: "retry.max", Reason: "want base > 0 and max >= base"}
-	case c.Retry.Budget < 0 || c.Retry.Budget > 1:
-		return nil, &ConfigError{Field: "retry.budget", Reason: "want a share in [0, 1]"}
-	case c.Retry.MinPerSecond < 0:
-		return nil, &ConfigError{Field: "retry.min_per_second", Reason: "must not be negative"}
+	if c.Retry.Attempts < 1 || c.Retry.Attempts > 10 {
+		pr.add(&ConfigError{Field: "retry.attempts", Reason: "want 1 (no retries) to 10"})
+	}
+	if c.Retry.Base <= 0 || c.Retry.Max < c.Retry.Base {
+		pr.add(&ConfigError{Field: "retry.max", Reason: "want base > 0 and max >= base"})
+	}
+	if c.Retry.Budget < 0 || c.Retry.Budget > 1 {
+		pr.add(&ConfigError{Field: "retry.budget", Reason: "want a share in [0, 1]"})
+	}
+	if c.Retry.MinPerSecond < 0 {
+		pr.add(&ConfigError{Field: "retry.min_per_second", Reason: "must not be negative"})
+	}
+	if err := pr.err(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -444,15 +535,17 @@ func parseProvider(name string, fp fileProvider, getenv func(string) string) (*P
 		if p.BaseURL == "" {
 			p.BaseURL = "https://api.openai.com/v1"
 		}
-		if p.APIKeyEnv == "" {
-			return nil, &ConfigError{Field: field + ".api_key_env", Reason: "required for openai"}
+		// The real API refuses every call without a key; a compatible
+		// server (or the fake provider) may need none.
+		if p.APIKeyEnv == "" && strings.Contains(p.BaseURL, "api.openai.com") {
+			return nil, &ConfigError{Field: field + ".api_key_env", Reason: "required for openai at api.openai.com"}
 		}
 	case KindAnthropic:
 		if p.BaseURL == "" {
 			p.BaseURL = "https://api.anthropic.com"
 		}
-		if p.APIKeyEnv == "" {
-			return nil, &ConfigError{Field: field + ".api_key_env", Reason: "required for anthropic"}
+		if p.APIKeyEnv == "" && strings.Contains(p.BaseURL, "api.anthropic.com") {
+			return nil, &ConfigError{Field: field + ".api_key_env", Reason: "required for anthropic at api.anthropic.com"}
 		}
 	case KindOllama:
 		if p.BaseURL == "" {

@@ -1,14 +1,17 @@
 package sidecar
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestLoadConfig_Example(t *testing.T) {
-	env := map[string]string{"OPENAI_API_KEY": "k1", "ANTHROPIC_API_KEY": "k2"}
-	c, err := LoadConfig("../examples/sidecar.yaml", func(k string) string { return env[k] })
+	// As shipped: against the fake provider, no key needed.
+	c, err := LoadConfig("../examples/sidecar.yaml", func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,5 +56,37 @@ func TestLoadConfig_Compose(t *testing.T) {
 		if _, ok := c.RouteForAPI(api, "gpt-4o-mini"); !ok {
 			t.Errorf("no route serves %s", api)
 		}
+	}
+}
+
+// TestParseConfig_ReportsEveryProblemInFileOrder: a file with several
+// mistakes names them all, with their lines, in the order they appear.
+func TestParseConfig_ReportsEveryProblemInFileOrder(t *testing.T) {
+	const file = `providers:
+  zeta:
+    kind: openai
+    api_key_env: ZETA_KEY
+  alpha:
+    kind: nonsense
+  beta:
+    kind: ollama
+    timeouts: {total: 1s, first_byte: 5s}
+routes:
+  - name: chat
+    chain: [zeta, beta, ghost]
+retry: {attempts: 0}
+`
+	_, err := ParseConfig([]byte(file), func(string) string { return "" })
+	var es ConfigErrors
+	if !errors.As(err, &es) {
+		t.Fatalf("err = %v, want ConfigErrors", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Field))
+	}
+	want := []string{"4 providers.zeta.api_key_env", "6 providers.alpha.kind", "9 providers.beta.timeouts.total", "12 routes[0].chain[2]", "13 retry.attempts"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("problems:\n%s\nwant:\n%s\n%v", strings.Join(got, "\n"), strings.Join(want, "\n"), err)
 	}
 }
