@@ -9,7 +9,9 @@ import (
 
 // AgentInfo is what the cluster knows of one agent from its heartbeats.
 type AgentInfo struct {
-	ID       string
+	ID string
+	// Service is the app the agent said it runs in; empty if it did not.
+	Service  string
 	LastSeen time.Time
 	Degraded bool
 }
@@ -19,8 +21,19 @@ func (s *Store) agentsKey() string { return s.prefix + ":agents" }
 // Heartbeat records that an agent reported at now, and whether it said it
 // was degraded. Callers throttle it; it is one HSET.
 func (s *Store) Heartbeat(ctx context.Context, agent string, degraded bool, now time.Time) error {
-	v := strconv.FormatInt(now.UnixMilli(), 10) + ":" + boolArg(degraded)
-	if err := s.rdb.HSet(ctx, s.agentsKey(), agent, v).Err(); err != nil {
+	return s.HeartbeatOf(ctx, AgentInfo{ID: agent, LastSeen: now, Degraded: degraded})
+}
+
+// HeartbeatOf records an agent as Heartbeat does, with the service it
+// named. Callers throttle it; it is one HSET.
+func (s *Store) HeartbeatOf(ctx context.Context, a AgentInfo) error {
+	// "<ms>:<degraded>[:<service>]": a service may hold colons, the rest
+	// cannot.
+	v := strconv.FormatInt(a.LastSeen.UnixMilli(), 10) + ":" + boolArg(a.Degraded)
+	if a.Service != "" {
+		v += ":" + a.Service
+	}
+	if err := s.rdb.HSet(ctx, s.agentsKey(), a.ID, v).Err(); err != nil {
 		return wrapRedis(ctx, err)
 	}
 	return nil
@@ -36,14 +49,15 @@ func (s *Store) Agents(ctx context.Context, cutoff, forget time.Time) ([]AgentIn
 	var out []AgentInfo
 	var stale []string
 	for id, v := range all {
-		msStr, deg, _ := strings.Cut(v, ":")
+		msStr, rest, _ := strings.Cut(v, ":")
+		deg, service, _ := strings.Cut(rest, ":")
 		seen := time.UnixMilli(atoi(msStr))
 		if seen.Before(forget) {
 			stale = append(stale, id)
 			continue
 		}
 		if !seen.Before(cutoff) {
-			out = append(out, AgentInfo{ID: id, LastSeen: seen, Degraded: deg == "1"})
+			out = append(out, AgentInfo{ID: id, Service: service, LastSeen: seen, Degraded: deg == "1"})
 		}
 	}
 	if len(stale) > 0 {

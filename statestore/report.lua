@@ -15,6 +15,9 @@
 -- ARGV[38] probe error  ARGV[39] probe retry_after_ms  ARGV[40] probe
 -- nonce  ARGV[41] probe release (1/0)  ARGV[42] misconfigured (failures
 -- for the callers' credentials: 401, 403)  ARGV[43] misconfigured_open ms
+-- Always (8. below, whatever the policy), the batch's calls and failures
+-- go into a per-second count of the last 60 s in KEYS[1], fields rs, rc,
+-- rf, rb, rh (statestore/rates.go reads them).
 -- Returns reply() (common.lua); code 1 when the batch made a transition;
 -- applied is applied, duplicate or stale; probe is applied, released or
 -- refused when the batch carried one; local_open_ms > 0 tells the agent to
@@ -48,6 +51,52 @@ if boot ~= '' then
   redis.call('SET', KEYS[5], boot .. ' ' .. fmt(seq), 'PX', 600000)
 end
 X.applied = 'applied'
+
+-- 8. Always, whatever the policy and the state (a stale or forced part's
+-- calls reached the provider too): the calls and failures agents report,
+-- per second, for the dashboard. rs is the current second, rc and rf its
+-- calls and failures; rh holds the seconds rb .. rs - 1 (at most 59),
+-- oldest first, as "calls,failures" words, "0,0" for a quiet second. Two
+-- commands in the same second; a few string operations when it turns.
+-- It reads and changes nothing the rules below use.
+local function record_rate(calls, fails)
+  local sec = math.floor(NOW / 1000)
+  local r = redis.call('HMGET', KEYS[1], 'rs', 'rc', 'rf', 'rb', 'rh')
+  local rs = tonumber(r[1])
+  if rs ~= nil and sec <= rs then
+    redis.call('HSET', KEYS[1], 'rc', fmt((tonumber(r[2]) or 0) + calls), 'rf', fmt((tonumber(r[3]) or 0) + fails))
+    return
+  end
+  local rb, rh = sec, ''
+  if rs ~= nil and sec - rs < 60 then
+    rb, rh = tonumber(r[4]) or rs, r[5] or ''
+    local add = fmt(tonumber(r[2]) or 0) .. ',' .. fmt(tonumber(r[3]) or 0) .. string.rep(' 0,0', sec - rs - 1)
+    if rh == '' then
+      rh = add
+    else
+      rh = rh .. ' ' .. add
+    end
+    local drop = sec - 59 - rb
+    if drop > 0 then
+      local at = 0
+      for _ = 1, drop do
+        at = string.find(rh, ' ', at + 1, true)
+        if at == nil then
+          break
+        end
+      end
+      if at == nil then
+        rb, rh = sec, ''
+      else
+        rb, rh = rb + drop, string.sub(rh, at + 1)
+      end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'rs', fmt(sec), 'rc', fmt(calls), 'rf', fmt(fails), 'rb', fmt(rb), 'rh', rh)
+end
+if ok + fail + hung > 0 then
+  record_rate(ok + fail + hung, fail + hung)
+end
 
 -- 2. The traffic-mode probe's verdict, from the holder of the window's
 -- permit only. It decides the window; the rest of the batch predates it.
