@@ -75,8 +75,9 @@ func (s *successes) take() map[successKey]*successBatch {
 	return out
 }
 
-// flushSuccesses applies the gathered successes every AggregateInterval
-// until ctx ends, and once more then.
+// flushSuccesses applies the gathered successes (and writes the gathered
+// route counts) every AggregateInterval until ctx ends, and once more
+// then.
 func (s *Service) flushSuccesses(ctx context.Context) {
 	t := time.NewTicker(s.cfg.AggregateInterval)
 	defer t.Stop()
@@ -85,10 +86,12 @@ func (s *Service) flushSuccesses(ctx context.Context) {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			s.applySuccesses(fctx)
+			s.flushRoutes(fctx)
 			cancel()
 			return
 		case <-t.C:
 			s.applySuccesses(ctx)
+			s.flushRoutes(ctx)
 		}
 	}
 }

@@ -25,6 +25,9 @@ type Service struct {
 	// applies them every AggregateInterval).
 	succ        successes
 	aggregating atomic.Bool
+	// served gathers reports' route counts while aggregating, written
+	// with the successes.
+	served routeCounts
 }
 
 // Ingest applies one agent's report and returns the current state of the
@@ -87,6 +90,9 @@ func (s *Service) Ingest(ctx context.Context, v report.Valid) ([]report.Answer, 
 		}
 		out = append(out, report.Answer{Snapshot: res.Snapshot, Applied: res.Applied, Probe: res.Probe, LocalOpenMS: res.LocalOpen.Milliseconds()})
 	}
+	// Routes count once every part is applied: a report that failed half
+	// way is resent whole, to this coordinator or the next.
+	s.countRoutes(ctx, r.Agent, r.Routes, now)
 	return out, nil
 }
 
@@ -132,22 +138,23 @@ func (s *Service) Permit(ctx context.Context, req report.PermitRequest) (report.
 	return report.PermitAnswer{Granted: res.Granted, State: res.Snapshot}, nil
 }
 
-// heartbeat records the agent as seen, at most once per HeartbeatInterval
-// per agent, and at once when its degraded flag changed.
+// heartbeat records the agent as seen, with its service, at most once per
+// HeartbeatInterval per agent, and at once when its degraded flag or its
+// service changed.
 func (s *Service) heartbeat(ctx context.Context, r report.Report) {
 	now := time.Now()
 	s.mu.Lock()
 	last, ok := s.beats[r.Agent]
-	if ok && last.degraded == r.Degraded && now.Sub(last.at) < s.cfg.HeartbeatInterval {
+	if ok && last.degraded == r.Degraded && last.service == r.Service && now.Sub(last.at) < s.cfg.HeartbeatInterval {
 		s.mu.Unlock()
 		return
 	}
 	if len(s.beats) > 100_000 {
 		clear(s.beats) // a flood of agent ids: start over rather than grow
 	}
-	s.beats[r.Agent] = beat{at: now, degraded: r.Degraded}
+	s.beats[r.Agent] = beat{at: now, degraded: r.Degraded, service: r.Service}
 	s.mu.Unlock()
-	if err := s.store.Heartbeat(ctx, r.Agent, r.Degraded, now); err != nil {
+	if err := s.store.HeartbeatOf(ctx, statestore.AgentInfo{ID: r.Agent, Service: r.Service, LastSeen: now, Degraded: r.Degraded}); err != nil {
 		s.log.Debug().Err(err).Str("agent", r.Agent).Msg("record heartbeat")
 	}
 }
@@ -156,6 +163,7 @@ func (s *Service) heartbeat(ctx context.Context, r report.Report) {
 type beat struct {
 	at       time.Time
 	degraded bool
+	service  string
 }
 
 // register registers the report's breakers this process does not know
