@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fusebox-io/fusebox/internal/logging"
+	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	// AgentID names this agent in reports and the journal. Default
 	// "<hostname>-<pid>".
 	AgentID string
+	// Service names the app this agent runs in, sent with every report:
+	// the dashboard groups agents by it. 1-128 of A-Z a-z 0-9 . _ : @ / -,
+	// starting with a letter or digit. Default: none.
+	Service string
 	// FlushInterval is how long successes may wait on the agent while
 	// nothing fails: failures, hung calls and probe verdicts are sent at
 	// once, with every success pending. A healthy fleet then costs one
@@ -119,6 +124,9 @@ type Agent struct {
 	seq  int64
 	// resyncs counts resyncs; only the resync loop touches it.
 	resyncs int
+	// served counts what the app's routes served (CountServed), for the
+	// next report.
+	served servedRoutes
 
 	urgent     chan struct{}
 	resyncKick chan struct{}
@@ -162,6 +170,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.AgentID == "" {
 		host, _ := os.Hostname()
 		cfg.AgentID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Service != "" && !report.ValidService(cfg.Service) {
+		return nil, fmt.Errorf("%w: Service %q: want 1-128 of A-Z a-z 0-9 . _ : @ / -, starting with a letter or digit", ErrInvalidConfig, cfg.Service)
 	}
 	policy := statestore.DefaultPolicy()
 	if cfg.DefaultPolicy != nil {

@@ -40,7 +40,7 @@ func (a *Agent) flushLoop() {
 			}
 		} else {
 			rep := a.collect()
-			if len(rep.Breakers) > 0 || (heartbeatDue && !final) {
+			if len(rep.Breakers) > 0 || len(rep.Routes) > 0 || (heartbeatDue && !final) {
 				a.sendReport(rep)
 				lastSent = time.Now()
 			}
@@ -51,10 +51,12 @@ func (a *Agent) flushLoop() {
 	}
 }
 
-// newReport starts the next report: the next seq of this boot.
+// newReport starts the next report: the next seq of this boot, with what
+// the routes served since the last one.
 func (a *Agent) newReport(degraded bool) report.Report {
 	a.seq++
-	return report.Report{Agent: a.cfg.AgentID, Boot: a.boot, Seq: a.seq, Degraded: degraded, Breakers: []report.Breaker{}}
+	return report.Report{Agent: a.cfg.AgentID, Service: a.cfg.Service, Boot: a.boot, Seq: a.seq, Degraded: degraded,
+		Breakers: []report.Breaker{}, Routes: a.served.take()}
 }
 
 func (a *Agent) collect() report.Report {
