@@ -98,6 +98,7 @@ type Agent struct {
 	log       zerolog.Logger
 	clock     Clock
 	store     *statestore.Store
+	feed      *statestore.Feed // the breakers' changes; Breaker follows each new one
 	ownsRedis bool
 	http      *http.Client
 	coords    []string
@@ -244,10 +245,11 @@ func New(cfg Config) (*Agent, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	a.feed = store.Follow(ctx, statestore.FollowOptions{})
 	a.wg.Add(4)
 	go func() { defer a.wg.Done(); a.clockLoop(ctx) }()
 	go func() { defer a.wg.Done(); a.flushLoop() }()
-	go func() { defer a.wg.Done(); a.subscribeLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.subscribeLoop() }()
 	go func() { defer a.wg.Done(); a.resyncLoop(ctx) }()
 	return a, nil
 }
@@ -277,6 +279,7 @@ func (a *Agent) Breaker(name string) (*Breaker, error) {
 	}
 	a.mu.Unlock()
 	if !ok {
+		a.feed.Add(name) // on Redis Cluster: its shard channel, on the same connection when its node has one
 		if a.degraded.Load() {
 			b.enterDegraded(a.clock.Now(), !a.mirrorLive.Load())
 		}

@@ -2,62 +2,34 @@ package agentlib
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
-// subscribeLoop applies every change published on the channel. go-redis
-// reconnects and resubscribes by itself and may drop messages meanwhile,
-// so every (re)subscription asks for a resync.
-func (a *Agent) subscribeLoop(ctx context.Context) {
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		ps := a.store.Subscribe(ctx)
-		// go-redis does not watch ctx while blocked in a read: closing
-		// the subscription is what ends it.
-		unwatch := context.AfterFunc(ctx, func() { _ = ps.Close() })
-		for ctx.Err() == nil {
-			msg, err := ps.ReceiveTimeout(ctx, 30*time.Second)
+// subscribeLoop applies every change the agent's feed hears: on Redis
+// Cluster only the shard channels of its own breakers (Breaker adds each
+// new one), elsewhere the one channel of every breaker. Messages may be
+// lost around a reconnection, so every (re)subscription asks for a
+// resync. It returns when the feed ends with ctx.
+func (a *Agent) subscribeLoop() {
+	for n := range a.feed.C() {
+		switch n.Kind {
+		case statestore.NoticeSubscribed:
+			a.kickResync()
+		case statestore.NoticeError:
+			a.log.Debug().Err(n.Err).Msg("subscription error; subscribing again")
+		case statestore.NoticeChange:
+			s, err := report.DecodeMessage(n.Payload)
 			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				var ne interface{ Timeout() bool }
-				if errors.As(err, &ne) && ne.Timeout() {
-					// Quiet channel: ping so a dead connection shows up.
-					_ = ps.Ping(ctx)
-					continue
-				}
-				a.log.Debug().Err(err).Msg("subscription error; go-redis reconnects")
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
-				}
-				backoff = min(backoff*2, a.cfg.ResyncInterval)
+				a.log.Warn().Err(err).Msg("ignored a bad change message")
 				continue
 			}
-			backoff = 50 * time.Millisecond
-			switch m := msg.(type) {
-			case *redis.Subscription:
-				a.kickResync()
-			case *redis.Message:
-				s, err := report.DecodeMessage(m.Payload)
-				if err != nil {
-					a.log.Warn().Err(err).Msg("ignored a bad change message")
-					continue
-				}
-				if b := a.lookup(s.Name); b != nil {
-					b.apply(s, nil, false)
-				}
+			if b := a.lookup(s.Name); b != nil {
+				b.apply(s, nil, false)
 			}
 		}
-		unwatch()
-		_ = ps.Close()
 	}
 }
 

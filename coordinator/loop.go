@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -57,13 +58,18 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	// Every transition is published: a breaker that moves anywhere in the
 	// cluster is on this coordinator's list within milliseconds, whoever
-	// moved it.
+	// moved it. On Redis Cluster the feed follows each breaker's shard
+	// channel: the configured and registered ones (below), and each new
+	// one from its registration on.
+	feed := l.store.Follow(ctx, statestore.FollowOptions{Names: l.policies.Names(), Registry: true})
+	defer feed.Close()
 	watch.Add(1)
-	go func() { defer watch.Done(); l.watch(ctx) }()
+	go func() { defer watch.Done(); l.watch(ctx, feed) }()
 	ticker := time.NewTicker(l.cfg.TickInterval)
 	defer ticker.Stop()
 	var all []string            // every breaker this loop knows, sorted
 	active := map[string]bool{} // the due ones
+	absent := map[string]bool{} // followed, but not in the last registry read
 	var refreshed, swept time.Time
 	for {
 		select {
@@ -82,6 +88,7 @@ func (l *Loop) Run(ctx context.Context) error {
 					n = append(n, name)
 				}
 				slices.Sort(n)
+				l.refollow(feed, all, n, absent)
 				all = slices.Compact(n)
 				refreshed, check = time.Now(), all
 			} else if ctx.Err() == nil {
@@ -130,6 +137,25 @@ func (l *Loop) takeHeard(all []string, active map[string]bool) []string {
 	return all
 }
 
+// refollow makes the feed follow every breaker of a fresh registry read
+// (next, sorted), and stop following one missing from two reads in a
+// row (deleted or expired: one read may just predate its registration).
+func (l *Loop) refollow(feed *statestore.Feed, prev, next []string, absent map[string]bool) {
+	feed.Add(next...)
+	for _, n := range prev {
+		if _, found := slices.BinarySearch(next, n); found {
+			delete(absent, n)
+			continue
+		}
+		if absent[n] {
+			delete(absent, n)
+			feed.Remove(n)
+			continue
+		}
+		absent[n] = true
+	}
+}
+
 // publishPolicies writes the configured policies where agents read them,
 // before any outcome is reported: an agent must know a breaker's
 // hang_after before its first call hangs.
@@ -145,39 +171,99 @@ func (l *Loop) publishPolicies(ctx context.Context) error {
 	return nil
 }
 
-// watch hears every change published on the channel: it hands the event
-// to the hub at once and notes the breaker for the timer, never waiting
-// for it, so a slow tick never holds up the event stream. It returns when
-// ctx ends.
-func (l *Loop) watch(ctx context.Context) {
-	ps := l.store.Subscribe(ctx)
-	defer ps.Close()
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer stop()
-	for ctx.Err() == nil {
-		msg, err := ps.ReceiveMessage(ctx)
-		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+// watch hears every change the feed brings: it hands the event to the
+// hub at once and notes the breaker for the timer, never waiting for it,
+// so a slow tick never holds up the event stream. On a sharded feed it
+// also follows each breaker registered anywhere, and once Redis confirms
+// that subscription it reads the journal of the moments before it, so
+// the hub misses no event of a new breaker (its first transitions often
+// come before any coordinator could subscribe). It returns when the feed
+// ends with ctx.
+func (l *Loop) watch(ctx context.Context, feed *statestore.Feed) {
+	last := map[string]statestore.EventCursor{} // the newest event handed to the hub, per breaker
+	pending := map[string]time.Time{}           // registered, subscription not confirmed yet: when
+	confirmed := map[string]bool{}              // Redis confirmed the feed's subscription
+	toHub := func(e statestore.Event) {
+		cur := statestore.CursorOf(e)
+		if prev, ok := last[e.Breaker]; ok && cur.Compare(prev) <= 0 {
+			return // the journal's backfill gave it already
+		}
+		last[e.Breaker] = cur
+		if e.Event == "deleted" || e.Event == "expired" {
+			delete(last, e.Breaker) // its journal starts again
+		}
+		l.hub.publish(e)
+	}
+	for n := range feed.C() {
+		switch n.Kind {
+		case statestore.NoticeChange:
+			ch, err := report.DecodeChange(n.Payload)
+			if err != nil {
+				l.log.Debug().Err(err).Msg("ignored a bad change message")
+				continue
 			}
-			continue
+			if ch.Event != nil {
+				toHub(statestore.EventOf(ch.Event))
+			}
+			l.hear(ch.Name, due(ch.Snapshot))
+		case statestore.NoticeRegistered:
+			for _, name := range n.Names {
+				if feed.Follows(name) && confirmed[name] {
+					l.backfill(ctx, name, n.At, toHub)
+				} else {
+					delete(confirmed, name)
+					pending[name] = n.At
+					feed.Add(name)
+				}
+				l.hear(name, true) // the next tick reads it
+			}
+			for name, at := range pending {
+				if time.Since(at) > time.Minute {
+					delete(pending, name) // never confirmed: the registry read covers it
+				}
+			}
+		case statestore.NoticeSubscribed:
+			for _, name := range n.Names {
+				confirmed[name] = true
+				if at, ok := pending[name]; ok {
+					delete(pending, name)
+					l.backfill(ctx, name, at, toHub)
+				}
+			}
+		case statestore.NoticeError:
+			l.log.Debug().Err(n.Err).Msg("change feed error; subscribing again")
 		}
-		ch, err := report.DecodeChange(msg.Payload)
-		if err != nil {
-			l.log.Debug().Err(err).Msg("ignored a bad change message")
-			continue
+	}
+}
+
+// backfill hands the hub the journal of a breaker registered at at, from
+// a few seconds before (the nodes' clocks may differ): its first events
+// may precede this coordinator's subscription to it.
+func (l *Loop) backfill(ctx context.Context, name string, at time.Time, toHub func(statestore.Event)) {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	from := statestore.EventCursor{ID: strconv.FormatInt(at.Add(-5*time.Second).UnixMilli(), 10) + "-0"}
+	evs, err := l.store.EventsSince(rctx, []string{name}, from, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn().Err(err).Str("breaker", name).Msg("read a new breaker's first events")
 		}
-		if ch.Event != nil {
-			l.hub.publish(statestore.EventOf(ch.Event))
-		}
-		l.mu.Lock()
-		l.heard[ch.Name] = l.heard[ch.Name] || due(ch.Snapshot)
-		l.mu.Unlock()
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+		return
+	}
+	for _, e := range evs {
+		toHub(e)
+		l.hear(name, true)
+	}
+}
+
+// hear notes a breaker for the timer and wakes it.
+func (l *Loop) hear(name string, isDue bool) {
+	l.mu.Lock()
+	l.heard[name] = l.heard[name] || isDue
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -12,20 +12,12 @@ import (
 )
 
 func TestStore_PublishesTheJournaledEvent(t *testing.T) {
-	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+	eachTopology(t, func(t *testing.T, b redistest.Backend) {
 		s := newStore(t, b)
 		ctx := context.Background()
-		sub := s.Subscribe(ctx)
-		t.Cleanup(func() { _ = sub.Close() })
-		if _, err := sub.Receive(ctx); err != nil {
-			t.Fatal(err)
-		}
+		sub := follow(t, s, "pub")
 		tripped(t, s, "pub", fastPolicy())
-		msg, err := sub.ReceiveMessage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := wire.DecodeChange(msg.Payload)
+		ch, err := wire.DecodeChange(nextChange(t, sub))
 		if err != nil || ch.Event == nil {
 			t.Fatalf("decode: %+v %v", ch, err)
 		}

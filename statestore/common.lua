@@ -9,7 +9,10 @@
 --   KEYS[4] permit key    <prefix>:{NAME}:permit  (traffic-mode probe permit)
 -- (report.lua takes three more, see there.)
 -- ARGV (the same leading 19 for every script):
---   ARGV[1] breaker name        ARGV[2] pub/sub channel
+--   ARGV[1] breaker name
+--   ARGV[2] how transitions are published: "PUBLISH <prefix>:changes" (one
+--           channel for every breaker) or "SPUBLISH <prefix>:{NAME}:changes"
+--           (the breaker's own shard channel, in its hash tag: Redis Cluster)
 --   ARGV[3] event stream cap    ARGV[4] actor (who asks for this change)
 --   ARGV[5] consecutive_failures (0 = off)
 --   ARGV[6] failure_rate percent (0 = off)   ARGV[7] min_calls
@@ -29,7 +32,7 @@
 -- applied/probe/local_open_ms say what report.lua did with a batch.
 
 local NAME = ARGV[1]
-local CHANNEL = ARGV[2]
+local PUBLISH, CHANNEL = string.match(ARGV[2], '^(S?PUBLISH) (.+)$')
 local EVENTS_CAP = ARGV[3]
 local ACTOR = ARGV[4]
 local P = {
@@ -154,7 +157,9 @@ end
 -- journal appends one event to the breaker's capped stream and publishes
 -- it with the breaker's current state, so live listeners (agents, the
 -- admin event stream) see it with its stream id. The published event has
--- the stream entry's fields, as strings, plus its id.
+-- the stream entry's fields, as strings, plus its id. It goes out with
+-- PUBLISH on the one channel, or with SPUBLISH on the breaker's shard
+-- channel, which lives in the same slot as its keys (ARGV[2]).
 local function journal(s, event, reason, old, new)
   local open_for = 0
   if s.override == '' and s.state == 'open' then
@@ -170,7 +175,7 @@ local function journal(s, event, reason, old, new)
   for i = 1, #fields, 2 do
     ev[fields[i]] = fields[i + 1]
   end
-  redis.call('PUBLISH', CHANNEL, cjson.encode({
+  redis.call(PUBLISH, CHANNEL, cjson.encode({
     name = NAME, state = s.state, override = s.override,
     version = s.version, epoch = s.epoch, gen = s.gen,
     retry_in_ms = retry_in(s), event = ev,

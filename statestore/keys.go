@@ -41,3 +41,24 @@ func (s *Store) registryKeys() []string {
 	return []string{r, "{" + r + "}:owner", "{" + r + "}:count"}
 }
 func (s *Store) defaultPolicyKey() string { return s.prefix + ":default-policy" }
+
+// changesChannel is the shard channel of one breaker's changes (sharded
+// pub/sub): in the breaker's hash tag, so the script that changes it can
+// SPUBLISH there.
+func (s *Store) changesChannel(name string) string { return s.prefix + ":{" + name + "}:changes" }
+
+// registryChannel is the shard channel on which register.lua announces
+// new names (sharded pub/sub), in the registry's slot.
+func (s *Store) registryChannel() string { return "{" + s.registryKey() + "}:registered" }
+
+// nameOfChannel is the breaker whose shard channel ch is, or "".
+func (s *Store) nameOfChannel(ch string) string {
+	pre, post := s.prefix+":{", "}:changes"
+	if len(ch) <= len(pre)+len(post) || ch[:len(pre)] != pre || ch[len(ch)-len(post):] != post {
+		return ""
+	}
+	if n := ch[len(pre) : len(ch)-len(post)]; ValidName(n) {
+		return n
+	}
+	return ""
+}

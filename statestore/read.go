@@ -192,12 +192,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Subscribe subscribes to the channel on which every transition is
-// published. Decode each message's payload with report.DecodeChange.
-func (s *Store) Subscribe(ctx context.Context) *redis.PubSub {
-	return s.rdb.Subscribe(ctx, s.channel)
-}
-
 func str(v any) string {
 	s, _ := v.(string)
 	return s

@@ -8,14 +8,21 @@
 -- ARGV[1] agent ('' = uncounted: configured names, operators)
 -- ARGV[2] max names in the registry (0 = no limit; uncounted names pass)
 -- ARGV[3] max names per agent (0 = no limit)
--- ARGV[4..] the names
+-- ARGV[4] the registry's shard channel, {<prefix>:breakers}:registered,
+--         on which new names are announced with SPUBLISH (sharded pub/sub:
+--         coordinators follow each breaker's own channel and learn new
+--         ones here); '' announces nothing (one plain channel carries
+--         every breaker's changes)
+-- ARGV[5..] the names
 -- Returns {code, current, max}: code 0 registered (or known already),
 -- 1 the registry is full, 2 the agent registered its maximum. Nothing
--- is registered unless every new name fits.
+-- is registered unless every new name fits. The announcement is
+-- {"names": [...the new ones], "ts": Redis's time in ms}.
 
 local agent, max_total, max_agent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fresh = {}
-for i = 4, #ARGV do
+local channel = ARGV[4]
+for i = 5, #ARGV do
   if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then
     fresh[#fresh + 1] = ARGV[i]
   end
@@ -41,5 +48,11 @@ for _, n in ipairs(fresh) do
 end
 if agent ~= '' then
   redis.call('HINCRBY', KEYS[3], agent, #fresh)
+end
+if channel ~= '' then
+  local t = redis.call('TIME')
+  redis.call('SPUBLISH', channel, cjson.encode({
+    names = fresh, ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+  }))
 end
 return {0, 0, 0}

@@ -59,8 +59,12 @@ func (s *Store) RegisterFor(ctx context.Context, agent string, lim Limits, names
 	if len(names) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3+len(names))
-	args = append(args, agent, strconv.Itoa(lim.MaxBreakers), strconv.Itoa(lim.MaxPerAgent))
+	announce := ""
+	if s.sharded {
+		announce = s.registryChannel()
+	}
+	args := make([]any, 0, 4+len(names))
+	args = append(args, agent, strconv.Itoa(lim.MaxBreakers), strconv.Itoa(lim.MaxPerAgent), announce)
 	for _, n := range names {
 		if !ValidName(n) {
 			return ErrInvalidName

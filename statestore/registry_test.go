@@ -69,33 +69,23 @@ func TestStore_RegisterForBoundsWhatAgentsRegister(t *testing.T) {
 }
 
 func TestStore_Delete(t *testing.T) {
-	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+	eachTopology(t, func(t *testing.T, b redistest.Backend) {
 		s := newStore(t, b)
 		ctx := context.Background()
 		p := fastPolicy()
-		sub := s.Subscribe(ctx)
-		t.Cleanup(func() { _ = sub.Close() })
-		if _, err := sub.Receive(ctx); err != nil {
-			t.Fatal(err)
-		}
+		sub := follow(t, s, "doomed")
 		tr := tripped(t, s, "doomed", p)
 		if err := s.Register(ctx, "doomed"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sub.ReceiveMessage(ctx); err != nil { // the trip
-			t.Fatal(err)
-		}
+		nextChange(t, sub) // the trip
 		res, err := s.Delete(ctx, "doomed", p, "ops", "decommissioned")
 		if err != nil || !res.Gone || res.Transition == nil || res.Transition.Event != "deleted" || res.Transition.Actor != "ops" ||
 			res.Transition.Reason != "decommissioned" || res.Transition.OldState != "open" {
 			t.Fatalf("delete: %+v %+v %v", res, res.Transition, err)
 		}
 		// The last event went out with the state agents are left with.
-		msg, err := sub.ReceiveMessage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := wire.DecodeChange(msg.Payload)
+		ch, err := wire.DecodeChange(nextChange(t, sub))
 		if err != nil || ch.Event["event"] != "deleted" || ch.State != statestore.StateClosed || ch.Gen != "" || ch.Version != 0 {
 			t.Fatalf("published %+v %v", ch, err)
 		}

@@ -26,7 +26,30 @@ type Options struct {
 	// EventsCap is the approximate number of events kept per breaker.
 	// Default 1000.
 	EventsCap int
+	// PubSub says how transitions are published. Default PubSubAuto:
+	// sharded on a *redis.ClusterClient, plain elsewhere. Every agent and
+	// coordinator of one deployment must use the same.
+	PubSub PubSubMode
 }
+
+// PubSubMode is how transitions are published and heard.
+type PubSubMode string
+
+// Pub/sub modes.
+const (
+	// PubSubAuto is PubSubSharded on a *redis.ClusterClient and
+	// PubSubPlain on any other client.
+	PubSubAuto PubSubMode = ""
+	// PubSubPlain PUBLISHes every transition on one channel,
+	// <prefix>:changes, and every subscriber hears every breaker. On
+	// Redis Cluster a PUBLISH is broadcast to every node.
+	PubSubPlain PubSubMode = "plain"
+	// PubSubSharded SPUBLISHes each breaker's transitions on its own
+	// shard channel, <prefix>:{NAME}:changes, in the breaker's hash tag
+	// (Redis 7): only the node that owns the breaker delivers them, and a
+	// subscriber hears only the breakers it follows (Store.Follow).
+	PubSubSharded PubSubMode = "sharded"
+)
 
 // Store reads and writes breaker state in Redis. It is safe for
 // concurrent use: it holds no state of its own beyond its settings, and
@@ -35,6 +58,7 @@ type Store struct {
 	rdb       redis.UniversalClient
 	prefix    string
 	channel   string
+	sharded   bool
 	eventsCap string
 }
 
@@ -49,16 +73,50 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.EventsCap <= 0 {
 		opts.EventsCap = 1000
 	}
+	var sharded bool
+	switch opts.PubSub {
+	case PubSubAuto:
+		_, sharded = rdb.(*redis.ClusterClient)
+	case PubSubPlain:
+	case PubSubSharded:
+		sharded = true
+	default:
+		return nil, fmt.Errorf("%w: pub/sub mode %q: want %q or %q", ErrInvalid, opts.PubSub, PubSubPlain, PubSubSharded)
+	}
 	return &Store{
 		rdb:       rdb,
 		prefix:    opts.Prefix,
 		channel:   opts.Prefix + ":changes",
+		sharded:   sharded,
 		eventsCap: strconv.Itoa(opts.EventsCap),
 	}, nil
 }
 
-// Channel is the pub/sub channel on which every transition is published.
+// Channel is the plain pub/sub channel, on which every transition is
+// published unless the store is Sharded.
 func (s *Store) Channel() string { return s.channel }
+
+// Sharded reports whether transitions go on each breaker's own shard
+// channel (SPUBLISH) rather than on Channel.
+func (s *Store) Sharded() bool { return s.sharded }
+
+// ChannelOf is the channel a breaker's transitions are published on:
+// its shard channel when Sharded, else Channel.
+func (s *Store) ChannelOf(name string) string {
+	if s.sharded {
+		return s.changesChannel(name)
+	}
+	return s.channel
+}
+
+// publishArg is what common.lua's ARGV[2] says: the command and the
+// channel of one breaker's transitions.
+func (s *Store) publishArg(name string) string {
+	if s.sharded {
+		return "SPUBLISH " + s.changesChannel(name)
+	}
+	return "PUBLISH " + s.channel
+}
 
 // Client is the Redis client the store uses.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
@@ -238,7 +296,7 @@ func (s *Store) runKeys(ctx context.Context, script *redis.Script, name string, 
 		return Result{}, fmt.Errorf("%w: policy: %v", ErrInvalid, err)
 	}
 	args := make([]any, 0, 4+len(pargs)+len(extra))
-	args = append(args, name, s.channel, s.eventsCap, actor)
+	args = append(args, name, s.publishArg(name), s.eventsCap, actor)
 	args = append(args, pargs...)
 	args = append(args, extra...)
 	raw, err := script.Run(ctx, s.rdb, keys, args...).StringSlice()

@@ -726,23 +726,15 @@ func TestStore_Overrides(t *testing.T) {
 }
 
 func TestStore_ReadsAndJournal(t *testing.T) {
-	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+	eachTopology(t, func(t *testing.T, b redistest.Backend) {
 		s := newStore(t, b)
 		ctx := context.Background()
 		p := fastPolicy()
 
-		sub := s.Subscribe(ctx)
-		t.Cleanup(func() { _ = sub.Close() })
-		if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
-			t.Fatal(err)
-		}
+		sub := follow(t, s, "journal")
 
 		tr := tripped(t, s, "journal", p)
-		msg, err := sub.ReceiveMessage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sn, err := wire.DecodeMessage(msg.Payload)
+		sn, err := wire.DecodeMessage(nextChange(t, sub))
 		if err != nil {
 			t.Fatal(err)
 		}

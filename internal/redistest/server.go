@@ -209,6 +209,9 @@ type Backend struct {
 	Client redis.UniversalClient
 	// Mini is set for the embedded server; nil for redis-server.
 	Mini *miniredis.Miniredis
+	// Cluster is set for a Redis Cluster (ClusterBackend); Client is then
+	// a *redis.ClusterClient.
+	Cluster *Cluster
 }
 
 // Mini runs the embedded server that `coordinator --dev` uses.
