@@ -91,6 +91,10 @@ func TestServer_EveryRouteWithEveryRole(t *testing.T) {
 		{"GET", "/v1/breakers/openai/events", "", read},
 		{"GET", "/v1/events/stream", "", read},
 		{"GET", "/v1/agents", "", read},
+		{"GET", "/v1/breakers/openai/rates", "", read},
+		{"GET", "/v1/rates?names=openai,other", "", read},
+		{"GET", "/v1/timelines?names=openai", "", read},
+		{"GET", "/v1/routes", "", read},
 	}
 	for _, r := range routes {
 		for who, tok := range tokens {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -202,13 +204,18 @@ func (s *Server) listAgents(c echo.Context) error {
 	}
 	type agentView struct {
 		ID       string    `json:"id"`
+		Service  string    `json:"service"`
 		LastSeen time.Time `json:"last_seen"`
 		Degraded bool      `json:"degraded"`
 	}
 	out := make([]agentView, len(ags))
 	for i, a := range ags {
-		out[i] = agentView{ID: a.ID, LastSeen: a.LastSeen.UTC(), Degraded: a.Degraded}
+		out[i] = agentView{ID: a.ID, Service: a.Service, LastSeen: a.LastSeen.UTC(), Degraded: a.Degraded}
 	}
+	// By service, then id: the dashboard groups them so.
+	slices.SortFunc(out, func(a, b agentView) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.ID, b.ID))
+	})
 	return c.JSON(http.StatusOK, map[string]any{"agents": out})
 }
 

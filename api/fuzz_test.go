@@ -46,6 +46,11 @@ func FuzzServer(f *testing.F) {
 	f.Add(uint8(1), "/v1/permits", []byte(`{"agent":"a","breaker":"openai","gen":"1.2","epoch":1,"nonce":"n"}`), uint8(2), "application/json")
 	f.Add(uint8(3), "/v1/breakers/openai", []byte(`{"reason":"gone"}`), uint8(3), "application/json")
 	f.Add(uint8(0), "/v1/breakers?limit=2&cursor=openai", []byte(nil), uint8(1), "")
+	f.Add(uint8(0), "/v1/rates?names=openai,a,b", []byte(nil), uint8(1), "")
+	f.Add(uint8(0), "/v1/timelines?names=openai&limit=7", []byte(nil), uint8(1), "")
+	f.Add(uint8(0), "/v1/breakers/openai/rates", []byte(nil), uint8(1), "")
+	f.Add(uint8(0), "/v1/routes", []byte(nil), uint8(1), "")
+	f.Add(uint8(1), "/v1/reports", []byte(`{"agent":"a","service":"web","breakers":[],"routes":[{"name":"chat","served":2,"fallback":1}]}`), uint8(2), "application/json")
 	f.Fuzz(func(t *testing.T, m uint8, path string, body []byte, tok uint8, ctype string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t") {
 			return // not a request line a client could send

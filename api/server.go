@@ -33,6 +33,9 @@ type Domain interface {
 	EventsSince(ctx context.Context, after statestore.EventCursor, count int64) ([]statestore.Event, error)
 	Subscribe() (<-chan statestore.Event, func())
 	Agents(ctx context.Context) ([]statestore.AgentInfo, error)
+	Rates(ctx context.Context, names []string) ([]statestore.Rates, error)
+	Timelines(ctx context.Context, names []string, span time.Duration, limit int64) ([]statestore.Timeline, time.Time, error)
+	Routes(ctx context.Context) ([]statestore.RouteRates, error)
 }
 
 var _ Domain = (*coordinator.Service)(nil)
@@ -129,6 +132,10 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/breakers/:name/release", config.RoleAdmin, s.release},          // end an override
 		{http.MethodPost, "/v1/breakers/:name/reset", config.RoleAdmin, s.reset},              // close with fresh counters, no override
 		{http.MethodGet, "/v1/breakers/:name/events", config.RoleRead, s.breakerEvents},       // a breaker's journal, newest first
+		{http.MethodGet, "/v1/breakers/:name/rates", config.RoleRead, s.breakerRates},         // a breaker's calls and failures per second
+		{http.MethodGet, "/v1/rates", config.RoleRead, s.listRates},                           // the same for up to 100 breakers
+		{http.MethodGet, "/v1/timelines", config.RoleRead, s.listTimelines},                   // up to 100 breakers' journals over the last hour
+		{http.MethodGet, "/v1/routes", config.RoleRead, s.listRoutes},                         // what the agents' routes served, per second
 		{http.MethodGet, "/v1/events/stream", config.RoleRead, s.streamEvents},                // every transition, live (SSE)
 		{http.MethodGet, "/v1/agents", config.RoleRead, s.listAgents},                         // agents heard from in the last 30s
 	}
