@@ -20,3 +20,6 @@ func (a *Agent) FailLinkForTest(redis bool) {
 	}
 	a.setCoordinator(false, false, errors.New("test"))
 }
+
+// ChangesHeardForTest counts the change messages the agent's feed heard.
+func (a *Agent) ChangesHeardForTest() int64 { return a.feed.Stats().Changes }
