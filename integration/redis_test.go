@@ -72,7 +72,9 @@ sentinel parallel-syncs mymaster 1
 }
 
 // Suite 8: Redis Cluster (three primaries): breakers spread over slots on
-// every node trip and recover correctly.
+// every node trip and recover correctly, each breaker's changes on its own
+// shard channel, followed by the sidecars that use it and the
+// coordinators.
 func TestSuite8_RedisCluster(t *testing.T) {
 	clusterURL := "redis+cluster://redis-0:6379?addr=redis-1:6379&addr=redis-2:6379"
 	e := newEnvWith(t, options{noRedis: true, redisURL: clusterURL}, func(e *env) {
@@ -115,11 +117,43 @@ func TestSuite8_RedisCluster(t *testing.T) {
 	healed := time.Now()
 	eventually(t, 15*time.Second, "every sidecar back", func() bool { return l.servedBy(healed, "openai", 3) })
 
+	// Sharded pub/sub: each breaker's changes go on its own shard channel,
+	// followed on the node that owns it by the sidecars that use it and
+	// the coordinators; nobody listens on the plain channel.
+	nodeClient := func(i int) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: e.hostAddr(e.byName(fmt.Sprintf("redis-%d", i)), "6379/tcp")})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	shardSubs := func(name string) int64 {
+		ch := "fusebox:{" + name + "}:changes"
+		slot, err := admin.ClusterKeySlot(e.ctx, ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := nodeClient(owner(int(slot))).PubSubShardNumSub(e.ctx, ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[ch]
+	}
+	eventually(t, 10*time.Second, "3 sidecars and 2 coordinators follow openai's shard channel", func() bool { return shardSubs("openai") >= 5 })
+	t.Logf("suite 8: openai's shard channel has %d subscribers on its node", shardSubs("openai"))
+	for i := range 3 {
+		if n, err := nodeClient(i).PubSubNumSub(e.ctx, "fusebox:changes").Result(); err != nil || n["fusebox:changes"] != 0 {
+			t.Fatalf("redis-%d: plain channel subscribers %v (%v)", i, n, err)
+		}
+	}
+
 	// Breakers on every node: trip through reports, read, recover.
 	for i, n := range names {
 		e.report(n, 5)
 		eventually(t, 10*time.Second, n+" open", func() bool { return e.state(n) == "open" })
 		t.Logf("suite 8: breaker %s (node %d) tripped", n, i)
+	}
+	// No sidecar uses them: only the coordinators follow them.
+	for _, n := range names {
+		eventually(t, 10*time.Second, "both coordinators follow "+n, func() bool { return shardSubs(n) == 2 })
 	}
 	for _, n := range names {
 		eventually(t, 10*time.Second, n+" half-open after its open time", func() bool { return e.state(n) == "half_open" })
