@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +39,12 @@ func chromium(t *testing.T) string {
 // TestDashboard_InChromium drives the dashboard in a real headless
 // Chromium against a real coordinator and Redis: it loads with no console
 // errors, lists hundreds of breakers, shows a trip within a second
-// without reloading, and its force-open button works with a token.
+// without reloading, on the row and on its timeline strip, moves a
+// breaker's sparkline when reports arrive, shows the routes' fallback
+// share and the agents by service with the degraded one marked, opens a
+// breaker's journal on a click, and its force-open button works with a
+// token. Screenshots (PNG) go to the test's temporary directory, or to
+// $FUSEBOX_DASHBOARD_SCREENSHOTS, a directory kept after the test.
 func TestDashboard_InChromium(t *testing.T) {
 	bin := chromium(t)
 	c := testcluster.Start(t, testcluster.Options{ConfigYAML: "defaults:\n  open_timeout: 10m\n"})
@@ -53,6 +60,33 @@ func TestDashboard_InChromium(t *testing.T) {
 		t.Fatalf("seeding breakers: %v %v", resp, err)
 	}
 	c.Trip(t, "openai", 5)
+	post := func(body string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", c.Coordinators[0].URL+"/v1/reports", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testcluster.AgentToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("report: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("report: %s", resp.Status)
+		}
+	}
+	// Agents of two services, one degraded, and a sidecar's routes.
+	heartbeats := func() {
+		post(`{"agent":"web-1","service":"checkout","breakers":[],"routes":[{"name":"chat","served":30,"fallback":6},{"name":"embeddings","served":10}]}`)
+		post(`{"agent":"web-2","service":"checkout","degraded":true,"breakers":[],"routes":[{"name":"chat","served":10,"fallback":4}]}`)
+		post(`{"agent":"batch-1","service":"ingest","breakers":[]}`)
+	}
+	heartbeats()
+	shots := os.Getenv("FUSEBOX_DASHBOARD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -126,8 +160,53 @@ func TestDashboard_InChromium(t *testing.T) {
 		return time.Since(start)
 	}
 
+	evalStr := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+		return v
+	}
+	// waitFor polls a condition in the page until it holds.
+	waitFor := func(what, js string, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for evalStr(`String(!!(`+js+`))`) != "true" {
+			if time.Since(start) > within {
+				t.Fatalf("after %s the page still does not show %s (%s)", within, what, js)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(shots, name), png, 0o644)
+		}
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if len(png) < 8 || string(png[1:4]) != "PNG" {
+			t.Fatalf("screenshot %s is not a PNG", name)
+		}
+		t.Logf("screenshot: %s", filepath.Join(shots, name))
+	}
+	sortBy := func(by string) {
+		t.Helper()
+		evalStr(`(() => { const s = document.getElementById("sort"); s.value = "` + by + `"; s.dispatchEvent(new Event("change")); return s.value })()`)
+	}
+	strip := func(name string) string {
+		return fmt.Sprintf(`document.querySelector('tr[data-name=%q] svg.strip')`, name)
+	}
+	spark := func(name string) string {
+		return fmt.Sprintf(`document.querySelector('tr[data-name=%q] svg.spark')`, name)
+	}
+
 	url := c.Coordinators[0].URL + "/"
-	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
 		t.Fatal(err)
 	}
 	noProblems("loading the page")
@@ -145,11 +224,90 @@ func TestDashboard_InChromium(t *testing.T) {
 		t.Fatalf("openai shows %q, want open", s)
 	}
 	waitState("svc-007", "closed", time.Second)
+	// The strips on screen read their last hour from the journal:
+	// openai's shows the trip, a quiet breaker's is one closed segment.
+	waitFor("openai's trip on its strip", strip("openai")+`.querySelector('rect[data-state="open"]')`, 3*time.Second)
+	waitFor("svc-007's strip, all closed", strip("svc-007")+`.dataset.segments === "1" && `+strip("svc-007")+`.dataset.current === "closed"`, 3*time.Second)
+	waitFor("openai's failures on its sparkline", spark("openai")+`.dataset.failed >= 5`, 3*time.Second)
+	screenshot("dashboard-loaded.png")
 
-	// A trip anywhere in the cluster shows within a second, no reload.
+	// A trip anywhere in the cluster shows within a second, no reload: on
+	// the row and at the right end of its strip.
+	tripped := time.Now()
 	c.Trip(t, "svc-007", 5)
-	took := waitState("svc-007", "open", time.Second)
-	t.Logf("the page showed the trip %s after it was reported", took.Round(time.Millisecond))
+	waitFor("svc-007's trip on its row and its strip", `document.querySelector('tr[data-name="svc-007"]').dataset.state === "open" && `+
+		strip("svc-007")+`.dataset.current === "open" && `+strip("svc-007")+`.lastElementChild.dataset.state === "open"`, time.Second)
+	t.Logf("the page showed the trip on its row and its strip %s after the test reported it (polled), %s ms after it was journaled (the page's own count)",
+		time.Since(tripped).Round(time.Millisecond), evalStr(strip("svc-007")+`.dataset.eventLagMs`))
+	if x, w := evalStr(strip("svc-007")+`.lastElementChild.getAttribute("x")`), evalStr(strip("svc-007")+`.lastElementChild.getAttribute("width")`); x == "" || w == "" || mustFloat(t, x)+mustFloat(t, w) < 3599 {
+		t.Fatalf("the open segment is at x=%s width=%s, want it at the strip's right end (now)", x, w)
+	}
+
+	// The sparkline moves when reports arrive.
+	waitFor("svc-003's sparkline", spark("svc-003")+`.dataset.total !== undefined`, 5*time.Second)
+	before, points := evalStr(spark("svc-003")+`.dataset.total`), evalStr(spark("svc-003")+`.querySelector("polyline.fails").getAttribute("points")`)
+	for range 3 {
+		post(`{"agent":"web-1","service":"checkout","breakers":[{"name":"svc-003","ok":20,"fail":2,"trailing_fail":0,"last_error":"HTTP 503"}]}`)
+	}
+	waitFor("svc-003's sparkline after 66 more calls", spark("svc-003")+`.dataset.total - `+before+` >= 66`, 5*time.Second)
+	if after := evalStr(spark("svc-003") + `.querySelector("polyline.fails").getAttribute("points")`); after == points || after == "" {
+		t.Fatalf("the failures' line did not move: %q", after)
+	}
+	if failed := evalInt(spark("svc-003") + `.dataset.failed * 1`); failed < 6 {
+		t.Fatalf("svc-003's sparkline counts %d failures, want the 6 reported", failed)
+	}
+	if rate := evalStr(`document.querySelector('tr[data-name="svc-003"] .rate').textContent`); !strings.Contains(rate, "/s") && rate != "idle" {
+		t.Fatalf("svc-003's rate reads %q", rate)
+	}
+
+	// Agents by service, the degraded one marked; the routes' fallback
+	// share.
+	heartbeats()
+	waitFor("the checkout service with its degraded agent", `document.querySelector('#agents .svc.has-degraded[data-service="checkout"] li.agent.degraded[data-agent="web-2"] .badge.degraded')`, 5*time.Second)
+	if n := evalInt(`document.querySelectorAll('#agents .svc[data-service="checkout"] li.agent').length`); n != 2 {
+		t.Fatalf("checkout lists %d agents, want 2", n)
+	}
+	if evalStr(`String(!!document.querySelector('#agents .svc[data-service="ingest"] li.agent[data-agent="batch-1"]:not(.degraded)'))`) != "true" {
+		t.Fatal("batch-1 is not listed, healthy, under ingest")
+	}
+	if first := evalStr(`document.querySelector('#agents .svc').dataset.service`); first != "checkout" {
+		t.Fatalf("the first service is %q, want the one with a degraded agent", first)
+	}
+	waitFor("the chat route's fallback share", `document.querySelector('#routeRows tr[data-route="chat"]')`, 5*time.Second)
+	waitFor("chat's share: 20 fallbacks in 80 (both rounds of reports counted)", `document.querySelector('#routeRows tr[data-route="chat"] .pct').textContent === "25% (20 of 80)"`, 5*time.Second)
+	if share := evalStr(`document.querySelector('#routeRows tr[data-route="chat"]').dataset.share`); share != "0.2500" {
+		t.Fatalf("chat's share is %q", share)
+	}
+	if pct := evalStr(`document.querySelector('#routeRows tr[data-route="embeddings"] .pct').textContent`); pct != "0% (0 of 20)" {
+		t.Fatalf("embeddings' share reads %q", pct)
+	}
+
+	// A cascade: two more trip; the list puts the breakers in trouble
+	// first.
+	c.Trip(t, "svc-008", 5)
+	c.Trip(t, "svc-009", 5)
+	waitFor("svc-009's trip on its strip", strip("svc-009")+`.dataset.current === "open"`, time.Second)
+	sortBy("trouble")
+	if first := evalStr(`[...document.querySelectorAll("#rows tr")].slice(0, 4).map(r => r.dataset.name).join(" ")`); first != "openai svc-007 svc-008 svc-009" {
+		t.Fatalf("not closed first: %q", first)
+	}
+
+	// A click on a breaker's name shows its journal.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-name="svc-007"] button.name`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("svc-007's journal", `document.getElementById("journal").dataset.breaker === "svc-007" && document.getElementById("journal").dataset.loaded === "true" && !document.getElementById("journal").hidden`, 3*time.Second)
+	if ev := evalStr(`[...document.querySelectorAll("#journalEvents li")].map(li => li.dataset.event).join(" ")`); ev != "trip" {
+		t.Fatalf("svc-007's journal lists %q, want its trip", ev)
+	}
+	if evalStr(`document.getElementById("journalStrip").dataset.current`) != "open" {
+		t.Fatal("the journal's strip does not end open")
+	}
+	if !strings.Contains(evalStr(`document.getElementById("journalEvents").textContent`), "consecutive_failures") {
+		t.Fatal("the journal does not say why it tripped")
+	}
+	screenshot("dashboard-cascade.png")
+	sortBy("name")
 
 	// The force-open button, with the admin token.
 	if err := chromedp.Do(ctx,
@@ -194,15 +352,19 @@ func TestDashboard_InChromium(t *testing.T) {
 	if events := evalInt(`document.querySelectorAll("#events li").length`); events < 2 {
 		t.Fatalf("recent events list has %d entries", events)
 	}
-	noProblems("after using the page")
-	if path := os.Getenv("FUSEBOX_DASHBOARD_SCREENSHOT"); path != "" {
-		_ = chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("filter"), "\b\b\b\b\b\b"))
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err == nil {
-			err = os.WriteFile(path, png, 0o644)
-		}
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
+	// The journal follows live events of the breaker it shows.
+	if _, err := c.Store.Reset(context.Background(), "svc-007", c.Config.Policy("svc-007"), "ops", "healed"); err != nil {
+		t.Fatal(err)
 	}
+	waitFor("the reset in the open journal", `document.querySelector("#journalEvents li").dataset.event === "reset"`, time.Second)
+	noProblems("after using the page")
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return f
 }

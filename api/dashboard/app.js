@@ -2,20 +2,52 @@
 // token and follows every transition live over Server-Sent Events. The
 // token goes in an Authorization header (never a URL) and stays in this
 // tab's sessionStorage.
+//
+// Per breaker: a strip of its states over the last hour (from the
+// journal: GET /v1/timelines once a row is on screen, then the event
+// stream) and a sparkline of the calls and failures agents reported
+// (GET /v1/rates every 2 s, for the rows on screen only: the page stays
+// light with hundreds of breakers). Beside them: what the sidecars'
+// routes served and their fallback share (GET /v1/routes), the agents by
+// service with the degraded ones marked (GET /v1/agents), and a breaker's
+// journal when its name is clicked.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const rows = new Map(); // breaker name -> {tr, data}
+const SVG = "http://www.w3.org/2000/svg";
+const HOUR = 3600 * 1000;
+const PAGE = 200; // breakers per request of the list
+const BATCH = 100; // breakers per request of rates and timelines
+const RATES_EVERY = 2000;
+const SIDE_EVERY = 3000;
+
+const rows = new Map(); // breaker name -> row (see newRow)
 let token = sessionStorage.getItem("fusebox.token") || "";
 let lastEventId = "";
 let streamAbort = null;
 let retryDelay = 500;
+let connected = false;
+let selected = ""; // the breaker whose journal is open
+let journalBefore = "";
 const refetchTimers = new Map();
-const PAGE = 200; // breakers per request of the list
+const timelineQueue = new Set();
+let timelineTimer = null;
 
 function api(path, opts = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + token }, opts.headers || {});
   return fetch(path, Object.assign({}, opts, { headers }));
+}
+
+// getJSON reads a GET endpoint; null when it failed (the next poll tries
+// again: a coordinator restarting is no reason for an error on the page).
+async function getJSON(path) {
+  try {
+    const resp = await api(path);
+    if (!resp.ok) return null;
+    return await resp.json();
+  } catch (e) {
+    return null;
+  }
 }
 
 async function problem(resp) {
@@ -45,6 +77,11 @@ function ago(iso) {
   return Math.round(s / 3600) + "h ago";
 }
 
+function clock(iso) {
+  const d = new Date(iso);
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
 function until(b) {
   const t = b.override_until || b.open_until;
   if (!t) return b.effective === "forced_open" ? "until released" : "";
@@ -52,67 +89,143 @@ function until(b) {
   return "in " + s + "s";
 }
 
-function cell(tr, i, text, cls) {
-  const td = tr.children[i];
-  td.textContent = text;
-  if (cls !== undefined) td.className = cls;
+function svgEl(tag, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  return el;
+}
+
+function badge(state) {
+  const b = document.createElement("span");
+  b.className = "badge " + state;
+  b.textContent = state;
+  return b;
+}
+
+// ---- rows ----
+
+const COL = { name: 0, state: 1, strip: 2, spark: 3, failures: 4, until: 5, change: 6, actions: 7 };
+
+const visibility = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const r = rows.get(e.target.dataset.name);
+    if (!r) continue;
+    r.visible = e.isIntersecting;
+    if (r.visible && !r.tl.loaded) queueTimeline(r.name);
+    if (r.visible && !r.ratesLoaded) pollRatesSoon();
+  }
+}, { rootMargin: "200px 0px" });
+
+// pollRatesSoon reads the rates of rows that just came on screen, without
+// waiting for the next poll.
+let ratesSoon = null;
+function pollRatesSoon() {
+  if (ratesSoon || !connected) return;
+  ratesSoon = setTimeout(() => {
+    ratesSoon = null;
+    pollRates().catch(() => {});
+  }, 100);
+}
+
+function sortKey(name, effective) {
+  if ($("sort").value === "trouble") return (effective === "closed" ? "1" : "0") + name;
+  return name;
+}
+
+function newRow(b) {
+  const tr = document.createElement("tr");
+  tr.dataset.name = b.name;
+  for (let i = 0; i < 8; i++) tr.appendChild(document.createElement("td"));
+  const nameBtn = document.createElement("button");
+  nameBtn.type = "button";
+  nameBtn.className = "name";
+  nameBtn.dataset.action = "journal";
+  nameBtn.textContent = b.name;
+  nameBtn.title = "show its journal";
+  nameBtn.addEventListener("click", () => openJournal(b.name));
+  tr.children[COL.name].appendChild(nameBtn);
+  const strip = svgEl("svg", { class: "strip", viewBox: "0 0 3600 12", preserveAspectRatio: "none", role: "img", "aria-label": "states over the last hour" });
+  tr.children[COL.strip].appendChild(strip);
+  const spark = svgEl("svg", { class: "spark", viewBox: "0 0 60 20", preserveAspectRatio: "none", role: "img", "aria-label": "calls and failures per second" });
+  spark.append(svgEl("polygon", { class: "area" }), svgEl("polyline", { class: "calls", "vector-effect": "non-scaling-stroke" }),
+    svgEl("polyline", { class: "fails", "vector-effect": "non-scaling-stroke" }));
+  const rate = document.createElement("span");
+  rate.className = "rate small";
+  tr.children[COL.spark].append(spark, rate);
+  const actions = tr.children[COL.actions];
+  actions.className = "actions";
+  for (const [label, action] of [["force open", "force-open"], ["force closed", "force-closed"], ["release", "release"]]) {
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.textContent = label;
+    btn.dataset.action = action;
+    btn.addEventListener("click", () => askOverride(b.name, action));
+    actions.appendChild(btn);
+  }
+  const r = { name: b.name, tr, data: b, strip, spark, rate, visible: false, ratesLoaded: false, tl: { events: [], seen: new Set(), loaded: false, truncated: false, base: null } };
+  rows.set(b.name, r);
+  tr.dataset.key = sortKey(b.name, b.effective);
+  insertSorted(tr);
+  visibility.observe(tr);
+  return r;
 }
 
 function render(b, flash) {
   let r = rows.get(b.name);
-  if (!r) {
-    const tr = document.createElement("tr");
-    tr.dataset.name = b.name;
-    for (let i = 0; i < 6; i++) tr.appendChild(document.createElement("td"));
-    const actions = tr.children[5];
-    actions.className = "actions";
-    for (const [label, action] of [["force open", "force-open"], ["force closed", "force-closed"], ["release", "release"]]) {
-      const btn = document.createElement("button");
-      btn.type = "button";
-      btn.textContent = label;
-      btn.dataset.action = action;
-      btn.addEventListener("click", () => askOverride(b.name, action));
-      actions.appendChild(btn);
-    }
-    r = { tr, data: b };
-    rows.set(b.name, r);
-    insertSorted(tr, b.name);
-  }
+  if (!r) r = newRow(b);
   r.data = b;
   const tr = r.tr;
   tr.dataset.state = b.effective;
-  tr.children[0].textContent = b.name;
-  const badge = document.createElement("span");
-  badge.className = "badge " + b.effective;
-  badge.textContent = b.effective;
-  tr.children[1].replaceChildren(badge);
-  cell(tr, 2, b.failure_count != null ? String(b.failure_count) : "");
-  cell(tr, 3, until(b));
+  tr.children[COL.state].replaceChildren(badge(b.effective));
+  tr.children[COL.failures].textContent = b.failure_count != null ? String(b.failure_count) : "";
+  tr.children[COL.until].textContent = until(b);
   const lt = b.last_transition || {};
   const when = document.createElement("div");
   when.textContent = [lt.reason, lt.actor ? "by " + lt.actor : ""].filter(Boolean).join(" ");
   const small = document.createElement("div");
   small.className = "small";
   small.textContent = [ago(lt.at), lt.last_error].filter(Boolean).join(" · ");
-  tr.children[4].replaceChildren(when, small);
+  tr.children[COL.change].replaceChildren(when, small);
+  const key = sortKey(b.name, b.effective);
+  if (key !== tr.dataset.key) {
+    tr.dataset.key = key;
+    insertSorted(tr);
+  }
   if (flash) {
     tr.classList.remove("flash");
     void tr.offsetWidth;
     tr.classList.add("flash");
   }
+  renderStrip(r.strip, r);
   applyFilter(tr);
   summarize();
+  if (b.name === selected) renderJournalHead(r);
 }
 
-function insertSorted(tr, name) {
+// insertSorted puts a row where its key sorts; the list arrives sorted by
+// name, so appending is the common case.
+function insertSorted(tr) {
   const body = $("rows");
+  const key = tr.dataset.key;
+  const last = body.lastElementChild;
+  if (!last || (last !== tr && last.dataset.key < key)) {
+    body.appendChild(tr);
+    return;
+  }
   for (const other of body.children) {
-    if (other.dataset.name > name) {
+    if (other !== tr && other.dataset.key > key) {
       body.insertBefore(tr, other);
       return;
     }
   }
   body.appendChild(tr);
+}
+
+function resort() {
+  const all = [...rows.values()];
+  for (const r of all) r.tr.dataset.key = sortKey(r.name, r.data.effective);
+  all.sort((a, b) => (a.tr.dataset.key < b.tr.dataset.key ? -1 : 1));
+  $("rows").append(...all.map((r) => r.tr));
 }
 
 function applyFilter(tr) {
@@ -130,7 +243,298 @@ function summarize() {
     else n[data.effective] = (n[data.effective] || 0) + 1;
   }
   $("summary").textContent = rows.size + " breakers: " + n.closed + " closed, " + n.open + " open, " + n.half_open + " half-open, " + n.forced + " forced";
+  $("summary").classList.toggle("trouble", n.open + n.half_open > 0);
 }
+
+// remove drops a deleted or expired breaker's row.
+function remove(name) {
+  const r = rows.get(name);
+  if (!r) return;
+  visibility.unobserve(r.tr);
+  r.tr.remove();
+  rows.delete(name);
+  summarize();
+}
+
+// ---- the timeline strip ----
+
+function stateClass(s) {
+  return s.startsWith("forced_") ? "forced" : s;
+}
+
+// addToTimeline records a journaled event on its breaker's strip; events
+// come from the timelines read and from the stream, each once.
+function addToTimeline(r, e) {
+  const key = e.cursor || e.id + "/" + e.breaker;
+  if (r.tl.seen.has(key)) return false;
+  r.tl.seen.add(key);
+  r.tl.events.push({ t: new Date(e.timestamp).getTime(), id: e.id, old: e.old_state, state: e.new_state, event: e.event, reason: e.reason });
+  return true;
+}
+
+function sortTimeline(tl) {
+  tl.events.sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+// renderStrip draws the states of the last hour: the state before the
+// first event of the hour (grey when the journal does not reach that
+// far), then one segment per state change, the current state last.
+function renderStrip(svg, r) {
+  const now = Date.now();
+  const since = now - HOUR;
+  const tl = r.tl;
+  while (tl.events.length && tl.events[0].t <= since) {
+    tl.base = tl.events.shift().state; // the state at the start of the hour
+    tl.truncated = false;
+  }
+  let state = tl.base;
+  if (state == null) state = tl.truncated ? "unknown" : tl.events.length ? tl.events[0].old : r.data.effective;
+  const points = [[since, state]];
+  for (const e of tl.events) {
+    if (e.state !== points[points.length - 1][1]) points.push([e.t, e.state]);
+  }
+  const MIN = 64; // about 4 px of a 14rem strip: a brief state stays visible
+  const rects = [];
+  for (let i = 0; i < points.length; i++) {
+    const [from, st] = points[i];
+    const to = i + 1 < points.length ? points[i + 1][0] : now;
+    let x = (from - since) / 1000;
+    let w = Math.max((to - from) / 1000, MIN);
+    if (x + w > 3600) x = 3600 - w;
+    const rect = svgEl("rect", { x: x.toFixed(1), y: 0, width: w.toFixed(1), height: 12, class: "seg " + stateClass(st), "data-state": st });
+    const title = svgEl("title");
+    title.textContent = st + " from " + (i === 0 ? "before " : "") + new Date(from).toLocaleTimeString() + (i + 1 < points.length ? " to " + new Date(to).toLocaleTimeString() : " to now");
+    rect.appendChild(title);
+    rects.push(rect);
+  }
+  svg.replaceChildren(...rects);
+  svg.dataset.segments = String(rects.length);
+  svg.dataset.current = points[points.length - 1][1];
+}
+
+function queueTimeline(name) {
+  timelineQueue.add(name);
+  if (!timelineTimer) timelineTimer = setTimeout(loadTimelines, 50);
+}
+
+async function loadTimelines() {
+  timelineTimer = null;
+  const names = [...timelineQueue];
+  timelineQueue.clear();
+  for (let i = 0; i < names.length; i += BATCH) {
+    const chunk = names.slice(i, i + BATCH);
+    const body = await getJSON("/v1/timelines?limit=200&names=" + chunk.map(encodeURIComponent).join(","));
+    if (!body) {
+      for (const n of chunk) if (rows.has(n)) timelineQueue.add(n); // try again
+      continue;
+    }
+    for (const t of body.timelines) {
+      const r = rows.get(t.name);
+      if (!r) continue;
+      r.tl.truncated = t.truncated && r.tl.base == null;
+      for (const e of t.events) addToTimeline(r, e);
+      sortTimeline(r.tl);
+      r.tl.loaded = true;
+      renderStrip(r.strip, r);
+      if (r.name === selected) renderStrip($("journalStrip"), r);
+    }
+  }
+  if (timelineQueue.size && !timelineTimer) timelineTimer = setTimeout(loadTimelines, 2000);
+}
+
+// ---- rates ----
+
+function renderSpark(svg, calls, fails) {
+  const n = calls.length;
+  const max = Math.max(1, ...calls);
+  const x = (i) => ((i * 60) / (n - 1)).toFixed(2);
+  const y = (v) => (19 - (v / max) * 18).toFixed(2);
+  const line = (vs) => vs.map((v, i) => x(i) + "," + y(v)).join(" ");
+  const [area, cl, fl] = svg.children;
+  area.setAttribute("points", "0,19 " + line(calls) + " 60,19");
+  cl.setAttribute("points", line(calls));
+  let total = 0, failed = 0;
+  for (const v of calls) total += v;
+  for (const v of fails) failed += v;
+  fl.setAttribute("points", failed ? line(fails) : ""); // no red line without a failure
+  svg.dataset.total = String(total);
+  svg.dataset.failed = String(failed);
+  svg.dataset.max = String(max);
+  let title = svg.querySelector("title");
+  if (!title) title = svg.appendChild(svgEl("title"));
+  title.textContent = total + " in the last minute, " + failed + " failed; peak " + max + "/s";
+}
+
+function rateText(calls, fails) {
+  // The last 10 whole seconds (the newest one is still filling).
+  const c = calls.slice(-11, -1).reduce((a, b) => a + b, 0);
+  const f = fails.slice(-11, -1).reduce((a, b) => a + b, 0);
+  if (c === 0) return "idle";
+  return (c / 10).toFixed(1) + "/s" + (f ? " · " + Math.round((100 * f) / c) + "% fail" : "");
+}
+
+async function pollRates() {
+  const names = [];
+  for (const r of rows.values()) if (r.visible && !r.tr.classList.contains("hidden")) names.push(r.name);
+  for (let i = 0; i < names.length; i += BATCH) {
+    const chunk = names.slice(i, i + BATCH);
+    const body = await getJSON("/v1/rates?names=" + chunk.map(encodeURIComponent).join(","));
+    if (!body) continue;
+    for (const rt of body.rates) {
+      const r = rows.get(rt.name);
+      if (!r) continue;
+      r.ratesLoaded = true;
+      renderSpark(r.spark, rt.calls, rt.failures);
+      r.rate.textContent = rateText(rt.calls, rt.failures);
+      r.rate.classList.toggle("failing", rt.failures.slice(-11, -1).some((v) => v > 0));
+    }
+  }
+}
+
+// ---- routes ----
+
+async function pollRoutes() {
+  const body = await getJSON("/v1/routes");
+  if (!body) return;
+  const tbody = $("routeRows");
+  const trs = [];
+  for (const rt of body.routes) {
+    const tr = document.createElement("tr");
+    tr.dataset.route = rt.name;
+    tr.dataset.share = rt.fallback_share.toFixed(4);
+    const name = document.createElement("td");
+    name.textContent = rt.name;
+    const sparkTd = document.createElement("td");
+    const spark = svgEl("svg", { class: "spark", viewBox: "0 0 60 20", preserveAspectRatio: "none", role: "img", "aria-label": "served per second, fallbacks in red" });
+    spark.append(svgEl("polygon", { class: "area" }), svgEl("polyline", { class: "calls", "vector-effect": "non-scaling-stroke" }),
+      svgEl("polyline", { class: "fails", "vector-effect": "non-scaling-stroke" }));
+    renderSpark(spark, rt.served, rt.fallback);
+    const per = document.createElement("span");
+    per.className = "rate small";
+    per.textContent = (rt.served_total / body.seconds).toFixed(1) + "/s";
+    sparkTd.append(spark, per);
+    const shareTd = document.createElement("td");
+    const bar = svgEl("svg", { class: "share", viewBox: "0 0 100 8", preserveAspectRatio: "none", role: "img", "aria-label": "fallback share" });
+    bar.append(svgEl("rect", { class: "track", x: 0, y: 0, width: 100, height: 8 }),
+      svgEl("rect", { class: "fill", x: 0, y: 0, width: (100 * rt.fallback_share).toFixed(1), height: 8 }));
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = Math.round(100 * rt.fallback_share) + "% (" + rt.fallback_total + " of " + rt.served_total + ")";
+    shareTd.append(bar, pct);
+    shareTd.classList.toggle("high", rt.fallback_share >= 0.2);
+    tr.append(name, sparkTd, shareTd);
+    trs.push(tr);
+  }
+  tbody.replaceChildren(...trs);
+  $("noRoutes").hidden = trs.length > 0;
+}
+
+// ---- agents ----
+
+async function pollAgents() {
+  const body = await getJSON("/v1/agents");
+  if (!body) return;
+  const groups = new Map();
+  for (const a of body.agents) {
+    if (!groups.has(a.service)) groups.set(a.service, []);
+    groups.get(a.service).push(a);
+  }
+  const list = [...groups.entries()].map(([service, agents]) => ({ service, agents, degraded: agents.filter((a) => a.degraded).length }));
+  // Services with degraded agents first, then by name; agents without a
+  // service last.
+  list.sort((a, b) => (b.degraded > 0) - (a.degraded > 0) || (a.service === "") - (b.service === "") || (a.service < b.service ? -1 : 1));
+  const out = [];
+  let degraded = 0;
+  for (const g of list) {
+    degraded += g.degraded;
+    const div = document.createElement("div");
+    div.className = "svc" + (g.degraded ? " has-degraded" : "");
+    div.dataset.service = g.service;
+    const h = document.createElement("h3");
+    h.textContent = g.service || "(no service)";
+    const counts = document.createElement("span");
+    counts.className = "small";
+    counts.textContent = " " + g.agents.length + (g.agents.length === 1 ? " agent" : " agents") + (g.degraded ? ", " + g.degraded + " degraded" : "");
+    h.appendChild(counts);
+    const ul = document.createElement("ul");
+    for (const a of g.agents) {
+      const li = document.createElement("li");
+      li.className = "agent" + (a.degraded ? " degraded" : "");
+      li.dataset.agent = a.id;
+      li.dataset.degraded = String(a.degraded);
+      const id = document.createElement("span");
+      id.textContent = a.id;
+      li.appendChild(id);
+      if (a.degraded) li.appendChild(badge("degraded"));
+      const seen = document.createElement("span");
+      seen.className = "small";
+      seen.textContent = " " + ago(a.last_seen);
+      li.appendChild(seen);
+      ul.appendChild(li);
+    }
+    div.append(h, ul);
+    out.push(div);
+  }
+  $("agents").replaceChildren(...out);
+  $("agentSummary").textContent = body.agents.length + " seen in the last 30 s" + (degraded ? ", " + degraded + " degraded" : "");
+}
+
+// ---- a breaker's journal ----
+
+function journalItem(e) {
+  const li = document.createElement("li");
+  li.dataset.event = e.event;
+  const t = document.createElement("span");
+  t.className = "small";
+  t.textContent = clock(e.timestamp) + " ";
+  const what = document.createElement("span");
+  what.textContent = e.event + ": " + e.old_state + " → " + e.new_state + " (" + e.reason + (e.actor ? ", by " + e.actor : "") + ")";
+  li.append(t, what);
+  if (e.last_error && e.event !== "reset") {
+    const err = document.createElement("div");
+    err.className = "small";
+    err.textContent = e.last_error;
+    li.appendChild(err);
+  }
+  return li;
+}
+
+function renderJournalHead(r) {
+  $("journalTitle").replaceChildren(document.createTextNode(r.name + " "), badge(r.data.effective));
+  renderStrip($("journalStrip"), r);
+}
+
+async function openJournal(name) {
+  const r = rows.get(name);
+  if (!r) return;
+  for (const other of document.querySelectorAll("#rows tr.selected")) other.classList.remove("selected");
+  r.tr.classList.add("selected");
+  selected = name;
+  journalBefore = "";
+  $("journal").hidden = false;
+  $("journal").dataset.breaker = name;
+  renderJournalHead(r);
+  $("journalEvents").replaceChildren();
+  await loadJournal(name);
+}
+
+async function loadJournal(name) {
+  const q = "?limit=50" + (journalBefore ? "&before=" + encodeURIComponent(journalBefore) : "");
+  const body = await getJSON("/v1/breakers/" + encodeURIComponent(name) + "/events" + q);
+  if (!body || selected !== name) return;
+  for (const e of body.events) $("journalEvents").appendChild(journalItem(e));
+  journalBefore = body.next_before || "";
+  $("journalOlder").hidden = !journalBefore;
+  $("journal").dataset.loaded = "true";
+}
+
+function closeJournal() {
+  selected = "";
+  $("journal").hidden = true;
+  for (const other of document.querySelectorAll("#rows tr.selected")) other.classList.remove("selected");
+}
+
+// ---- events ----
 
 function addEvent(e) {
   const li = document.createElement("li");
@@ -141,24 +545,35 @@ function addEvent(e) {
   while (list.children.length > 100) list.removeChild(list.lastChild);
 }
 
-// A transition shows at once from the event itself; the breaker's counts
-// follow with one request, coalesced per breaker.
+// A transition shows at once from the event itself, on the row and its
+// strip; the breaker's counts follow with one request, coalesced per
+// breaker.
 function onEvent(e) {
   addEvent(e);
   if (e.event === "deleted" || e.event === "expired") {
+    if (e.breaker === selected) closeJournal();
     remove(e.breaker);
     return;
   }
   const r = rows.get(e.breaker);
+  if (r) {
+    addToTimeline(r, e);
+    sortTimeline(r.tl);
+    if (e.breaker === selected) $("journalEvents").insertBefore(journalItem(e), $("journalEvents").firstChild);
+  }
   if (r && e.version >= (r.data.version || 0) && e.event !== "probe_started") {
     render(Object.assign({}, r.data, { effective: e.new_state, version: e.version, failure_count: e.failure_count,
       last_transition: { reason: e.reason, actor: e.actor, at: e.timestamp, last_error: e.last_error } }), true);
+  } else if (r) {
+    renderStrip(r.strip, r);
   }
+  // How long after it was journaled (Redis's clock) the event was drawn.
+  if (r) r.strip.dataset.eventLagMs = String(Date.now() - new Date(e.timestamp).getTime());
   if (refetchTimers.has(e.breaker)) return;
   refetchTimers.set(e.breaker, setTimeout(async () => {
     refetchTimers.delete(e.breaker);
-    const resp = await api("/v1/breakers/" + encodeURIComponent(e.breaker));
-    if (resp.ok) render(await resp.json(), false);
+    const b = await getJSON("/v1/breakers/" + encodeURIComponent(e.breaker));
+    if (b) render(b, false);
   }, 150));
 }
 
@@ -175,15 +590,6 @@ async function loadAll() {
     cursor = body.next_cursor || "";
     if (!cursor) return;
   }
-}
-
-// remove drops a deleted or expired breaker's row.
-function remove(name) {
-  const r = rows.get(name);
-  if (!r) return;
-  r.tr.remove();
-  rows.delete(name);
-  summarize();
 }
 
 // follow reads the event stream with fetch, so the token travels in a
@@ -254,6 +660,15 @@ async function connect() {
   $("board").hidden = false;
   $("logout").hidden = false;
   follow();
+  if (connected) return;
+  connected = true;
+  const every = (fn, ms) => {
+    const run = () => fn().catch(() => {}).finally(() => setTimeout(run, ms));
+    run();
+  };
+  every(pollRates, RATES_EVERY);
+  every(pollRoutes, SIDE_EVERY);
+  every(pollAgents, SIDE_EVERY);
 }
 
 let pending = null;
@@ -297,11 +712,20 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("filter").addEventListener("input", () => rows.forEach(({ tr }) => applyFilter(tr)));
   $("stateFilter").addEventListener("change", () => rows.forEach(({ tr }) => applyFilter(tr)));
+  $("sort").addEventListener("change", resort);
+  $("journalClose").addEventListener("click", closeJournal);
+  $("journalOlder").addEventListener("click", () => { if (selected) loadJournal(selected); });
   $("override").addEventListener("close", () => {
     if ($("override").returnValue === "confirm") submitOverride();
     else pending = null;
   });
-  setInterval(() => rows.forEach((r) => { r.tr.children[3].textContent = until(r.data); }), 1000);
+  setInterval(() => rows.forEach((r) => { r.tr.children[COL.until].textContent = until(r.data); }), 1000);
+  // Time moves the strips: redraw the ones on screen.
+  setInterval(() => {
+    for (const r of rows.values()) if (r.visible) renderStrip(r.strip, r);
+    const r = rows.get(selected);
+    if (r) renderStrip($("journalStrip"), r);
+  }, 5000);
   if (token) {
     $("token").value = token;
     connect();
