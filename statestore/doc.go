@@ -8,14 +8,15 @@
 // time from Redis itself: no caller's clock is ever compared with a
 // deadline written by someone else. Each transition bumps the breaker's
 // version, appends an event to its capped stream and publishes the new
-// state on one channel.
+// state: on one channel, or on Redis Cluster on the breaker's own shard
+// channel (SPUBLISH), which a Feed follows for the breakers it is given.
 //
 // It never decides what counts as a failure (agents do), never calls a
 // provider, and never holds a lock. It keeps the registry of breakers
 // within the registration limits, and forgets a breaker on an operator's
 // delete or after the retention.
 //
-// Store is safe for concurrent use. Every other type here (Batch,
+// Store and Feed are safe for concurrent use. Every other type here (Batch,
 // Result, Policy, Detail, Event, EventCursor, Limits, LimitError) is a
 // plain value.
 package statestore
