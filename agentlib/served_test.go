@@ -149,3 +149,45 @@ func TestNew_RefusesABadService(t *testing.T) {
 		}
 	}
 }
+
+// TestAgent_ServiceAndRoutesReachTheCluster: end to end, an agent's
+// service is on its heartbeat and its routes' counts are in the
+// cluster's per-second route counts.
+func TestAgent_ServiceAndRoutesReachTheCluster(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	a := newAgent(t, c, "side-7", func(cfg *agentlib.Config) {
+		cfg.Service = "search"
+		cfg.FlushInterval = 50 * time.Millisecond
+	})
+	for i := range 10 {
+		a.CountServed("chat", i%5 == 0)
+	}
+	coord := c.Coordinators[0]
+	testcluster.Eventually(t, 5*time.Second, "the agent under its service", func() bool {
+		ags, err := coord.Agents(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range ags {
+			if g.ID == "side-7" {
+				return g.Service == "search"
+			}
+		}
+		return false
+	})
+	testcluster.Eventually(t, 5*time.Second, "the route's counts in the cluster", func() bool {
+		rs, err := coord.Routes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var served, fallback int64
+		for _, r := range rs {
+			for i := range r.Served {
+				if r.Route == "chat" {
+					served, fallback = served+r.Served[i], fallback+r.Fallback[i]
+				}
+			}
+		}
+		return served == 10 && fallback == 2
+	})
+}
