@@ -162,20 +162,25 @@ func (c *Call) Done(o Outcome) {
 // Execute runs fn if the breaker allows it and records its outcome,
 // classified by Config.Classify. It returns fn's error, or a
 // *DeniedError without calling fn, or ctx's error if ctx is already done.
-// A panic in fn counts as a failure and is re-raised.
+// A panic in fn counts as a failure and is re-raised. When ctx carries a
+// recording span, the decision, the outcome and a transition the call
+// caused are added to it (tracing.go).
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	done, err := b.Allow()
 	if err != nil {
+		traceDenied(ctx, b, err)
 		return err
 	}
 	finished := false
 	defer failOnPanic(done, &finished)
 	ferr := fn(ctx)
 	finished = true
-	done(b.a.cfg.Classify(ctx, ferr))
+	o := b.a.cfg.Classify(ctx, ferr)
+	traceOutcome(ctx, b, o)
+	done(o)
 	return ferr
 }
 
@@ -187,13 +192,16 @@ func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T
 	}
 	done, err := b.Allow()
 	if err != nil {
+		traceDenied(ctx, b, err)
 		return zero, err
 	}
 	finished := false
 	defer failOnPanic(done, &finished)
 	v, ferr := fn(ctx)
 	finished = true
-	done(b.a.cfg.Classify(ctx, ferr))
+	o := b.a.cfg.Classify(ctx, ferr)
+	traceOutcome(ctx, b, o)
+	done(o)
 	return v, ferr
 }
 

@@ -160,8 +160,11 @@ func (failProbeLocks) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // neverCanary is a canary the test never expects to run.
 type neverCanary struct{ ran atomic.Int64 }
 
-func (c *neverCanary) Probe(context.Context) probe.Result { c.ran.Add(1); return probe.Result{OK: true} }
-func (c *neverCanary) Timeout() time.Duration             { return time.Second }
+func (c *neverCanary) Probe(context.Context) probe.Result {
+	c.ran.Add(1)
+	return probe.Result{OK: true}
+}
+func (c *neverCanary) Timeout() time.Duration { return time.Second }
 
 // Defect 10 of issue 14: a redsync error other than "taken" was read as
 // "someone else probes" and never logged.

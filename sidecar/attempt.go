@@ -86,6 +86,7 @@ func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Bre
 	// An attempt outlives the request that started it: a hedge's loser
 	// may need to run on until it counts as hung. The walk cancels every
 	// attempt when the caller leaves first.
+	parent = s.traceAttempt(parent, p, b, index, model, req)
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	ctx, stop := context.WithDeadlineCause(ctx, a.start.Add(p.Total), errTotal)
 	a.ctx, a.cancel = ctx, func(cause error) { cancel(cause); stop() }
@@ -158,6 +159,7 @@ func (a *attempt) hasResponded() bool {
 // end records the attempt's outcome, once.
 func (a *attempt) end(o agentlib.Outcome, result string) {
 	a.endOnce.Do(func() {
+		a.traceEnd(o, result)
 		a.call.Done(o)
 		a.s.metrics.upstream.WithLabelValues(a.p.Name, result).Inc()
 		if result == "200" {
@@ -205,6 +207,7 @@ func (a *attempt) do() {
 		a.fail(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "bad_request")
 		return
 	}
+	a.traceInject(hreq)
 	var firstToken *time.Timer
 	if a.req.stream {
 		// Headers and then a first token: a stream that starts and sends
@@ -264,6 +267,7 @@ func (a *attempt) do() {
 			a.end(agentlib.Success(), "too_large")
 			return
 		}
+		a.traceAnswer(body)
 		out, err := convertBody(a.ob.conv, body)
 		if err != nil {
 			why := a.p.Name + ": its answer could not be read: " + err.Error()
@@ -395,6 +399,7 @@ func (a *attempt) read() ([]provider.Event, bool, error) {
 			}
 			return nil, false, fmt.Errorf("stream cut off before its end: %w", err)
 		}
+		a.traceEvent(ev)
 		evs, fin, err := a.relay.next(ev)
 		if err != nil {
 			return nil, false, err

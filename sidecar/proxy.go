@@ -319,6 +319,7 @@ func (wk *walk) skip(p *Provider, why string) {
 	wk.skipped = append(wk.skipped, p.Name+"="+why)
 	label, _, _ := strings.Cut(why, ":")
 	wk.s.metrics.ineligible.WithLabelValues(p.Name, label).Inc()
+	wk.traceSkip(p, why)
 }
 
 func (wk *walk) markSkipped() {
@@ -328,6 +329,7 @@ func (wk *walk) markSkipped() {
 }
 
 func (wk *walk) deny(p *Provider, err error) {
+	wk.traceDenied(p, err)
 	var de *agentlib.DeniedError
 	if errors.As(err, &de) {
 		wk.denied = append(wk.denied, de)
@@ -374,6 +376,7 @@ func (wk *walk) hedge() {
 		wk.hedged = true
 		h := wk.running[len(wk.running)-1]
 		h.hedge = true
+		h.traceHedge()
 		wk.s.metrics.hedges.WithLabelValues(h.p.Name, "started").Inc()
 	}
 }

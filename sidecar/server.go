@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fusebox-io/fusebox/agentlib"
 )
@@ -30,6 +32,12 @@ type Options struct {
 	MaxBody int64
 	// Logger: default discard.
 	Logger *zerolog.Logger
+	// TracerProvider makes a span per request and per provider attempt
+	// (tracing.go); nil (or a no-op provider) turns tracing off.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the caller's trace context and writes the
+	// provider's. Default W3C tracecontext and baggage.
+	Propagator propagation.TextMapPropagator
 }
 
 // Server is the sidecar's HTTP handler.
@@ -47,6 +55,7 @@ type Server struct {
 	metrics    *metrics
 	maxBody    int64
 	mux        *http.ServeMux
+	tracing    *tracer // nil: off
 }
 
 // New builds the sidecar.
@@ -70,6 +79,7 @@ func New(o Options) (*Server, error) {
 		redact:  newRedactor(o.Config),
 		metrics: newMetrics(o.Agent.Degraded), maxBody: o.MaxBody, mux: http.NewServeMux(),
 	}
+	s.tracing = newTracer(o.TracerProvider, o.Propagator, o.Config)
 	for name, p := range o.Config.Providers {
 		s.upstreams[name] = newUpstream(p)
 		// Mirror every breaker the file names from the start, so the
@@ -144,6 +154,8 @@ func (s *Server) handle(api API) http.HandlerFunc {
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
 		w := &statusWriter{ResponseWriter: rw}
+		r, span := s.traceServer(r, api)
+		defer traceServerEnd(span, w)
 		routeName := "none"
 		defer func() { s.metrics.requests.WithLabelValues(string(api), routeName, fmt.Sprint(w.status)).Inc() }()
 
@@ -174,6 +186,7 @@ func (s *Server) handle(api API) http.HandlerFunc {
 			return
 		}
 		routeName = route.Name
+		traceRoute(span, route, req)
 		if route.scan {
 			req.needs = req.scanNeeds()
 		}

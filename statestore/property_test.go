@@ -79,9 +79,9 @@ type machine struct {
 	holder  map[window]string                // traffic permit holder's agent
 	nonce   map[window]string
 	granted map[window]time.Time // when the permit was granted
-	claim   map[window]string // canary claimant's token
-	decided map[window]int    // verdicts (incl. releases) per window
-	ttl     map[string]bool   // the breaker's override has a ttl
+	claim   map[window]string    // canary claimant's token
+	decided map[window]int       // verdicts (incl. releases) per window
+	ttl     map[string]bool      // the breaker's override has a ttl
 	steps   map[string]int
 }
 

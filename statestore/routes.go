@@ -121,7 +121,9 @@ func (s *Store) Routes(ctx context.Context, now time.Time) ([]RouteRates, error)
 			}
 			return n
 		}
-		slices.SortFunc(out, func(a, b RouteRates) int { return cmp.Or(cmp.Compare(total(b), total(a)), strings.Compare(a.Route, b.Route)) })
+		slices.SortFunc(out, func(a, b RouteRates) int {
+			return cmp.Or(cmp.Compare(total(b), total(a)), strings.Compare(a.Route, b.Route))
+		})
 		out = out[:MaxRoutes]
 	}
 	slices.SortFunc(out, func(a, b RouteRates) int { return strings.Compare(a.Route, b.Route) })

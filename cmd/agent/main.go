@@ -21,6 +21,7 @@ import (
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/cmd/internal/defaults"
 	"github.com/fusebox-io/fusebox/internal/logging"
+	"github.com/fusebox-io/fusebox/internal/telemetry"
 	"github.com/fusebox-io/fusebox/sidecar"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -114,6 +115,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	// Traces: the standard OTEL_* variables; off when none is set.
+	tracing, err := telemetry.New(ctx, telemetry.Options{ServiceName: "fusebox-sidecar", Getenv: getenv, Logger: &log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("tracing: the last spans were not sent")
+		}
+	}()
 	rdb, err := statestore.Dial(o.redisURL)
 	if err != nil {
 		return err
@@ -127,7 +140,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer agent.Close()
-	srv, err := sidecar.New(sidecar.Options{Config: cfg, Agent: agent, Redis: rdb, CachePrefix: o.prefix, Logger: &log})
+	so := sidecar.Options{Config: cfg, Agent: agent, Redis: rdb, CachePrefix: o.prefix, Logger: &log}
+	if tracing.On {
+		so.TracerProvider, so.Propagator = tracing.Provider, tracing.Propagator
+	}
+	srv, err := sidecar.New(so)
 	if err != nil {
 		return err
 	}
@@ -139,6 +156,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info().Str("listen", "http://"+ln.Addr().String()).Str("coordinators", logging.RedactURLs(o.coordinator)).
 		Str("redis", logging.RedactURL(o.redisURL)).Str("config", o.config).Str("prefix", o.prefix).Str("id", agent.ID()).
 		Int("routes", len(cfg.Routes)).Int("providers", len(cfg.Providers)).Msg("sidecar starting")
+	if tracing.On {
+		log.Info().Str("protocol", tracing.Protocol).Str("endpoint", tracing.Endpoint).Msg("tracing on: spans exported over OTLP")
+	} else {
+		log.Info().Msg("tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER=otlp)")
+	}
 	log.Debug().Dur("resync", o.resync).Dur("drain", o.drain).Bool("token", o.token != "").
 		Strs("providers", providerNames(cfg)).Strs("routes", routeNames(cfg)).Msg("effective configuration")
 	g, gctx := errgroup.WithContext(ctx)
