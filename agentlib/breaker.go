@@ -38,8 +38,9 @@ type Breaker struct {
 	// this agent to keep its own breaker open (quorum not met).
 	localUntil atomic.Int64
 
-	// rollback counts resyncs in a row that read an older version of the
-	// same gen than the mirror holds (only the resync loop touches it).
+	// rollback counts resyncs in a row that read, in the mirror's gen, an
+	// older version than the mirror holds or the same version with another
+	// state (only the resync loop touches it).
 	rollback int
 
 	local atomic.Pointer[localBreaker] // set while degraded

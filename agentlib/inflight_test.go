@@ -11,6 +11,7 @@ import (
 
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
+	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -249,6 +250,84 @@ func TestAgent_FollowsARolledBackRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 2*time.Second, "the reset reaches the agent", func() bool { return b.State().Version == res.Version })
+}
+
+// TestAgent_FollowsARolledBackRedisAfterAWriteThere: Redis comes back
+// with an older copy and an operator resets the breaker there before any
+// agent noticed: the reset takes the lost version's number again, so its
+// message is not newer than the agent's mirror. The agent still follows
+// Redis within two resyncs, and the stale message of the lost state,
+// heard again, does not take it back.
+func TestAgent_FollowsARolledBackRedisAfterAWriteThere(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{ConfigYAML: "defaults:\n  open_timeout: 1m\n"})
+	a := newAgent(t, c, "a1", func(cfg *agentlib.Config) { cfg.ResyncInterval = 200 * time.Millisecond })
+	b := breaker(t, a, "openai")
+	ctx := context.Background()
+	rdb := c.Redis.Client(t)
+	// A first write, so the breaker's incarnation exists before the trip.
+	if _, err := c.Store.Reset(ctx, "openai", c.Config.Policy("openai"), "ops", "a first write"); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 2*time.Second, "the first write mirrored", func() bool { return b.State().Version == 1 })
+	before, err := rdb.HGetAll(ctx, "fusebox:{openai}:state").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := rdb.Subscribe(ctx, "fusebox:changes")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Trip(t, "openai", 5)
+	testcluster.Eventually(t, 2*time.Second, "open mirrored", func() bool { return b.State().State == statestore.StateOpen })
+	lost := b.State()
+	var tripMsg string
+	for tripMsg == "" {
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := report.DecodeMessage(m.Payload); err == nil && s.Version == lost.Version {
+			tripMsg = m.Payload
+		}
+	}
+	// The "failover" and, before a resync could notice it, the reset.
+	if err := rdb.Del(ctx, "fusebox:{openai}:state").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "fusebox:{openai}:state", before).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Store.Reset(ctx, "openai", c.Config.Policy("openai"), "ops", "after the failover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Version != lost.Version || res.Gen != lost.Gen {
+		t.Fatalf("the reset is at %s v%d, the lost trip was at %s v%d: not the case under test", res.Gen, res.Version, lost.Gen, lost.Version)
+	}
+	testcluster.Eventually(t, 2*time.Second, "the agent follows Redis", func() bool {
+		s := b.State()
+		return s.State == statestore.StateClosed && s.Version == res.Version
+	})
+	if _, err := b.Allow(); err != nil {
+		t.Fatalf("denied after following Redis to closed: %v", err)
+	}
+	// The lost state's message, delivered late, is only late.
+	if err := rdb.Publish(ctx, "fusebox:changes", tripMsg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Publish(ctx, "fusebox:changes", tripMsg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Both deliveries are handled in order before a later message is: a
+	// marker change to another breaker, heard by this agent, shows they
+	// were.
+	other := breaker(t, a, "anthropic")
+	c.Trip(t, "anthropic", 5)
+	testcluster.Eventually(t, 2*time.Second, "the marker heard", func() bool { return other.State().State == statestore.StateOpen })
+	if s := b.State(); s.State != statestore.StateClosed || s.Version != res.Version {
+		t.Fatalf("a stale message moved the mirror to %s v%d", s.Effective(), s.Version)
+	}
 }
 
 // TestAgent_AsksForAPermitInEveryIncarnation: after Redis lost its data,

@@ -81,19 +81,24 @@ func (a *Agent) resync(ctx context.Context) {
 }
 
 // resynced applies what Redis holds. A newer state replaces the mirror at
-// once, as a pub/sub message would. An older version of the same
-// incarnation is what Redis holds after a failover or a restore that lost
-// the last writes: read twice in a row, it replaces the mirror, so no
-// agent stays on a state Redis no longer has. (Pub/sub messages never
-// roll the mirror back: an old message is only late.)
+// once, as a pub/sub message would. A state of the same incarnation that
+// is not newer yet differs from the mirror (an older version, or the same
+// version with another state) is what Redis holds after a failover or a
+// restore that lost the last writes, perhaps with a write since (an
+// operator's reset there takes the lost version's number again): read
+// twice in a row, it replaces the mirror, so no agent stays on a state
+// Redis no longer has. One such read alone may only be a read that
+// crossed a newer message. (Pub/sub messages never roll the mirror back:
+// an old message is only late.)
 func (b *Breaker) resynced(s statestore.Snapshot, p *statestore.Policy) {
 	cur := b.view.Load().snap
-	if s.Gen == cur.Gen && s.Version < cur.Version {
+	if diverged(s, cur) {
 		b.rollback++
 		if b.rollback >= 2 {
 			b.rollback = 0
-			b.a.log.Warn().Str("breaker", b.name).Int64("mirror_version", cur.Version).Int64("redis_version", s.Version).
-				Msg("Redis holds an older state than this agent mirrored (a failover or restore lost writes): following Redis")
+			b.a.log.Warn().Str("breaker", b.name).Int64("mirror_version", cur.Version).Str("mirror_state", cur.Effective()).
+				Int64("redis_version", s.Version).Str("redis_state", s.Effective()).
+				Msg("Redis holds another state than this agent mirrored at the same or a lower version (a failover or restore lost writes): following Redis")
 			b.apply(s, p, true)
 			return
 		}
@@ -102,4 +107,17 @@ func (b *Breaker) resynced(s statestore.Snapshot, p *statestore.Policy) {
 	}
 	b.rollback = 0
 	b.apply(s, p, false)
+}
+
+// diverged reports whether Redis's state s of the mirror's incarnation is
+// behind the mirror's cur or beside it: a lower version, or the same
+// version with another state, override or half-open window.
+func diverged(s, cur statestore.Snapshot) bool {
+	if s.Gen != cur.Gen {
+		return false
+	}
+	if s.Version != cur.Version {
+		return s.Version < cur.Version
+	}
+	return s.State != cur.State || s.Override != cur.Override || s.Epoch != cur.Epoch
 }

@@ -247,9 +247,10 @@ func (httpClientT) chat(url string) string {
 
 // Suite 12: a sidecar cut off from its coordinators but not from Redis.
 // It cannot report (degraded on that link), but its mirror still follows
-// Redis: while the cluster is forced open it keeps denying the primary,
-// as every other sidecar does (issue 14's reproduction let its calls
-// through on a fresh local breaker). Reconnected, it leaves degraded mode.
+// Redis: when another agent trips the breaker it denies the primary, as
+// every other sidecar does, though it saw no failure itself (a degraded
+// agent that consulted only a fresh local breaker let its calls
+// through). Reconnected, it leaves degraded mode.
 func TestSuite12_CutFromTheCoordinatorsKeepsDenying(t *testing.T) {
 	e := newEnv(t, options{partitionable: true})
 	l, start := e.warmLoad()
@@ -263,7 +264,11 @@ func TestSuite12_CutFromTheCoordinatorsKeepsDenying(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the cut-off sidecar is degraded", func() bool { return metric(t, cut.url, "fusebox_agent_degraded") == 1 })
 	before := metric(t, cut.url, `fusebox_sidecar_upstream_calls_total{provider="openai"`)
-	e.admin("/v1/breakers/openai/force-open", `{"reason":"while agent-0 reaches Redis only"}`)
+	// Another agent trips the breaker (its failures, with a Retry-After
+	// that keeps the cluster off for 30 s): the cut-off sidecar saw no
+	// failure, so its own local breaker is closed, and only its mirror,
+	// fed by Redis, can deny.
+	e.reportAs("elsewhere", `{"name":"openai","fail":5,"trailing_fail":5,"retry_after_ms":30000,"last_error":"HTTP 503"}`)
 	forced := time.Now()
 	eventually(t, 5*time.Second, "the cut-off sidecar denies the primary too", func() bool {
 		n := 0
@@ -280,21 +285,21 @@ func TestSuite12_CutFromTheCoordinatorsKeepsDenying(t *testing.T) {
 	watchUntil := time.Now().Add(3 * time.Second)
 	for time.Now().Before(watchUntil) {
 		if n := metric(t, cut.url, `fusebox_sidecar_upstream_calls_total{provider="openai"`); n != settled {
-			t.Fatalf("the cut-off sidecar called the forced-open primary (%v -> %v calls)", settled, n)
+			t.Fatalf("the cut-off sidecar called the open primary (%v -> %v calls)", settled, n)
 		}
 		time.Sleep(100 * time.Millisecond) // sampling a counter that must not move
 	}
 	if metric(t, cut.url, "fusebox_agent_degraded") != 1 {
 		t.Fatal("the sidecar left degraded mode while cut off")
 	}
-	t.Logf("suite 12: the sidecar cut off from its coordinators denied the forced-open primary %s after the override (its calls to it: %v before, %v after)",
+	t.Logf("suite 12: the sidecar cut off from its coordinators denied the primary %s after another agent tripped it (its calls to it: %v before, %v after)",
 		followed.Round(time.Millisecond), before, settled)
 	for _, n := range e.coords {
 		docker(t, "network", "connect", "--alias", n.name, e.ctl0, n.c.GetContainerID())
 		docker(t, "network", "connect", "--alias", n.name, e.data, n.c.GetContainerID())
 	}
 	eventually(t, 10*time.Second, "reconnected, it leaves degraded mode", func() bool { return metric(t, cut.url, "fusebox_agent_degraded") == 0 })
-	e.admin("/v1/breakers/openai/release", `{"reason":"done"}`)
+	e.admin("/v1/breakers/openai/reset", `{"reason":"done"}`)
 	after := time.Now()
 	eventually(t, 10*time.Second, "every sidecar back on the primary", func() bool { return l.servedBy(after, "openai", 3) })
 	if f := l.failures(start); len(f) != 0 {

@@ -203,7 +203,13 @@ func (e *env) tryAdmin(path, body string) bool {
 // report sends failures for a breaker as an agent would.
 func (e *env) report(name string, failures int) {
 	e.t.Helper()
-	body := fmt.Sprintf(`{"agent":"it","breakers":[{"name":%q,"fail":%d,"trailing_fail":%d}]}`, name, failures, failures)
+	e.reportAs("it", fmt.Sprintf(`{"name":%q,"fail":%d,"trailing_fail":%d}`, name, failures, failures))
+}
+
+// reportAs sends one breaker's part of a report as the agent named.
+func (e *env) reportAs(agent, part string) {
+	e.t.Helper()
+	body := fmt.Sprintf(`{"agent":%q,"breakers":[%s]}`, agent, part)
 	req, _ := newAdminRequest(e.coords[0].url+"/v1/reports", body)
 	req.Header.Set("Authorization", "Bearer "+agentToken)
 	resp, err := httpClient.Do(req)
