@@ -45,6 +45,11 @@ type Breaker struct {
 
 	local atomic.Pointer[localBreaker] // set while degraded
 
+	// The largest Retry-After heard since the last report, and its reason
+	// (retryafter.go).
+	retryAfterMS atomic.Int64
+	retryReason  atomic.Pointer[string]
+
 	// Denials used while degraded, built once.
 	degradedOpen, degradedForced *DeniedError
 }
@@ -366,6 +371,7 @@ func (b *Breaker) takeProbe() *report.Probe {
 func (b *Breaker) take(now int64) (report.Breaker, bool) {
 	v := b.view.Load()
 	r, ok := v.tally.take(b.name, now, v.hangTicks, b.a.cfg.HangResolution)
+	r, ok = b.takeRetryAfter(v, r, ok)
 	if p := b.takeProbe(); p != nil {
 		if !ok {
 			r = report.Breaker{Name: b.name}
@@ -380,6 +386,8 @@ func (b *Breaker) take(now int64) (report.Breaker, bool) {
 func (b *Breaker) resetCounters() {
 	v := b.view.Load()
 	_, _ = v.tally.take(b.name, b.a.tick.Load(), v.hangTicks, b.a.cfg.HangResolution)
+	b.retryAfterMS.Store(0) // a duration heard then would be counted from now
+	b.retryReason.Store(nil)
 }
 
 // setLocalOpen opens this agent's own breaker for d (the cluster's

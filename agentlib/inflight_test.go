@@ -94,6 +94,74 @@ func TestAgents_HangTripsWhileInFlight(t *testing.T) {
 	})
 }
 
+// TestAgents_OutcomesCountOnlyAgainstTheStateTheyStartedUnder: with no
+// hang detection, calls allowed before a trip that end, failing, after
+// the breaker closed again say nothing about the healed provider: they
+// count against the state they were allowed under, which is gone, and do
+// not trip the healed breaker. (The script's side of the fence is
+// statestore's TestStore_ReportProtocol.)
+func TestAgents_OutcomesCountOnlyAgainstTheStateTheyStartedUnder(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{ConfigYAML: "defaults:\n  consecutive_failures: 5\n  open_timeout: 1m\n"})
+	const agents = 5
+	breakers := make([]*agentlib.Breaker, agents)
+	for i := range agents {
+		breakers[i] = breaker(t, newAgent(t, c, fmt.Sprintf("agent-%d", i)), "openai")
+	}
+	// Two calls per agent start and wait: 10 in all, twice the threshold.
+	var late []func(agentlib.Outcome)
+	for range 2 {
+		for _, b := range breakers {
+			done, err := b.Allow()
+			if err != nil {
+				t.Fatal(err)
+			}
+			late = append(late, done)
+		}
+	}
+	c.Trip(t, "openai", 5)
+	res, err := c.Store.Reset(context.Background(), "openai", c.Config.Policy("openai"), "ops", "healed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range breakers {
+		testcluster.Eventually(t, 2*time.Second, "the agents see the close", func() bool { return b.State().Version == res.Version })
+	}
+	for _, done := range late {
+		done(agentlib.Failure(errors.New("timeout awaiting response headers")))
+	}
+	// They count against nothing: 4 fresh failures, one short of the
+	// threshold, reported with whatever else is pending, leave it closed
+	// with a count of 4. (The agent keeps a tally per state and never
+	// reports an old one's; the cluster's script drops a part that names an
+	// older state too, for a report already on its way.)
+	for i := range 4 {
+		done, err := breakers[i].Allow()
+		if err != nil {
+			t.Fatalf("denied after the heal: %v", err)
+		}
+		done(agentlib.Failure(errProvider))
+	}
+	testcluster.Eventually(t, 3*time.Second, "the fresh failures are counted", func() bool {
+		d, err := c.Store.Details(context.Background(), []string{"openai"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d[0].State != statestore.StateClosed {
+			t.Fatalf("the healed breaker tripped on calls allowed before the heal: %+v (count %d)", d[0].Snapshot, d[0].FailureCount)
+		}
+		return d[0].FailureCount == 4
+	})
+	evs, err := c.Store.Events(context.Background(), "openai", 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Version > res.Version {
+			t.Fatalf("an event after the heal: %+v", e)
+		}
+	}
+}
+
 // TestCall_RespondingIsNotAHang: a stream that started answering is not
 // waiting for the provider, however long it runs; one that did not start
 // is reported as hung, once, with its age.

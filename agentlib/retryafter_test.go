@@ -35,6 +35,44 @@ func TestBreaker_ReportRetryAfter(t *testing.T) {
 		testcluster.Eventually(t, 2*time.Second, "the agent denies", func() bool { return denied(b, agentlib.ErrOpen) })
 	})
 
+	t.Run("a longer Retry-After while open moves every agent's retry time", func(t *testing.T) {
+		a := newAgent(t, c, "a4")
+		other := breaker(t, newAgent(t, c, "a5"), "mistral")
+		b := breaker(t, a, "mistral")
+		// A call begins while the breaker is closed ...
+		inFlight, err := b.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ... and another agent trips it for a Retry-After of 3 s.
+		other.ReportRetryAfter(3*time.Second, "mistral: 429, Retry-After 3")
+		retryAt := func(br *agentlib.Breaker) time.Time {
+			_, err := br.Allow()
+			var de *agentlib.DeniedError
+			if !errors.As(err, &de) {
+				return time.Time{}
+			}
+			return de.RetryAt
+		}
+		for _, br := range []*agentlib.Breaker{b, other} {
+			testcluster.Eventually(t, 3*time.Second, "both agents deny until about 3s from now", func() bool {
+				r := time.Until(retryAt(br))
+				return r > time.Second && r <= 3*time.Second
+			})
+		}
+		// The call that began before the trip ends with a 429 asking for a
+		// minute: about the provider now, whatever state the call began
+		// under. The cluster extends the open time, and every agent follows.
+		inFlight(agentlib.FailureRetryAfter(errors.New("mistral: 429, Retry-After 60"), time.Minute))
+		testcluster.Eventually(t, 3*time.Second, "the other agent denies until about a minute from now", func() bool {
+			return time.Until(retryAt(other)) > 50*time.Second
+		})
+		evs, err := c.Store.Events(ctx, "mistral", 1, "")
+		if err != nil || len(evs) != 1 || evs[0].Event != "extend" || evs[0].OpenForMS < 55000 || evs[0].Actor != "a4" {
+			t.Fatalf("the last event: %+v %v, want a4's extend of about a minute", evs, err)
+		}
+	})
+
 	t.Run("zero or negative says nothing", func(t *testing.T) {
 		a := newAgent(t, c, "a2")
 		b := breaker(t, a, "anthropic")

@@ -48,7 +48,6 @@ type tally struct {
 	// The failure path's: rare.
 	fail, slow, misconfigured atomic.Int64
 	hung                      atomic.Int64 // calls that crossed hang_after, not yet reported
-	retryAfterMS              atomic.Int64 // the largest seen
 	lastErr                   atomic.Pointer[string]
 }
 
@@ -351,14 +350,9 @@ func (t *tally) noteFailure(o Outcome) {
 		msg := clipError(o.err.Error())
 		t.lastErr.Store(&msg)
 	}
-	if ms := o.retryAfter.Milliseconds(); ms > 0 {
-		for {
-			cur := t.retryAfterMS.Load()
-			if ms <= cur || t.retryAfterMS.CompareAndSwap(cur, ms) {
-				break
-			}
-		}
-		t.dirty.Store(true)
+	if o.retryAfter > 0 {
+		// About the provider now, whatever state the call began under.
+		t.b.noteRetryAfter(o.retryAfter, o.err)
 	}
 }
 
@@ -378,7 +372,6 @@ func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration
 		Fail:          t.fail.Swap(0),
 		TrailingFail:  t.trailing.Swap(0),
 		Slow:          t.slow.Swap(0),
-		RetryAfterMS:  min(t.retryAfterMS.Swap(0), report.MaxRetryAfter.Milliseconds()),
 		Misconfigured: t.misconfigured.Swap(0),
 	}
 	// Counters are read one by one while calls go on: keep the entry
@@ -397,12 +390,12 @@ func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration
 			r.Hung.Waiting, r.Hung.OldestMS = w, oldest*tick.Milliseconds()
 		}
 	}
-	if r.Fail > 0 || r.RetryAfterMS > 0 || r.Misconfigured > 0 {
+	if r.Fail > 0 || r.Misconfigured > 0 {
 		if e := t.lastErr.Swap(nil); e != nil {
 			r.LastError = *e
 		}
 	}
-	if r.OK == 0 && r.Fail == 0 && r.Hung == nil && r.RetryAfterMS == 0 && r.Misconfigured == 0 {
+	if r.OK == 0 && r.Fail == 0 && r.Hung == nil && r.Misconfigured == 0 {
 		return report.Breaker{}, false
 	}
 	return r, true

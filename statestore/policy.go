@@ -43,11 +43,13 @@ type Policy struct {
 	SlowCallRate float64 `json:"slow_call_rate"`
 	// OpenTimeout is the time open before half-open.
 	OpenTimeout time.Duration `json:"open_timeout"`
-	// MaxOpenTimeout caps the open time: each failed probe doubles it up
-	// to this, and a Retry-After never opens for longer.
+	// MaxOpenTimeout caps the open time a failed probe doubles: each
+	// failed probe doubles it up to this (a Retry-After is capped by
+	// MaxRetryAfter instead).
 	MaxOpenTimeout time.Duration `json:"max_open_timeout"`
 	// HonorRetryAfter opens the breaker for the whole cluster until a
-	// reported Retry-After has passed (capped by MaxOpenTimeout).
+	// reported Retry-After has passed (capped by MaxRetryAfter; the
+	// journal's reason says when the cap applied).
 	HonorRetryAfter bool `json:"honor_retry_after"`
 	// HalfOpen is how a half-open breaker is probed.
 	HalfOpen HalfOpenMode `json:"half_open"`
