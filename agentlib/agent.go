@@ -180,7 +180,7 @@ func New(cfg Config) (*Agent, error) {
 		policy = *cfg.DefaultPolicy
 	}
 	if err := policy.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: DefaultPolicy: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: DefaultPolicy: %w", ErrInvalidConfig, err)
 	}
 	if cfg.Classify == nil {
 		cfg.Classify = DefaultClassify
@@ -193,14 +193,14 @@ func New(cfg Config) (*Agent, error) {
 		}
 		var err error
 		if rdb, err = statestore.Dial(cfg.RedisURL); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 		owns = true
 		redisAddr = logging.RedactURL(cfg.RedisURL)
 	}
 	store, err := statestore.New(rdb, statestore.Options{Prefix: cfg.Prefix})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {

@@ -122,3 +122,54 @@ func TestAgent_OnRedisClusterFollowsOnlyItsBreakers(t *testing.T) {
 		t.Fatalf("the user of openai heard %d changes, want none of ollama's", n)
 	}
 }
+
+// clusterAgentACL is the README's agent user for Redis Cluster: read the
+// breakers' keys, follow their shard channels, learn the slots, nothing
+// else.
+var clusterAgentACL = []string{
+	"--user", "agent", "on", ">agent-secret-0123", "resetkeys", "%R~fusebox:*", "resetchannels", "&fusebox:{*}:changes",
+	"nocommands", "+hello", "+auth", "+ping", "+time", "+hmget", "+get", "+ssubscribe", "+sunsubscribe", "+cluster|slots",
+}
+
+// On Redis Cluster an agent runs on the read-and-follow credentials the
+// README gives it: it mirrors a trip (pub/sub and resync), and its user
+// may write nothing.
+func TestAgent_OnRedisClusterRunsOnReadOnlyCredentials(t *testing.T) {
+	c := redistest.StartCluster(t, 3, redistest.WithArgs(clusterAgentACL...))
+	_, url := clusterCoordinator(t, c)
+	agentURL := c.URLAs("agent", "agent-secret-0123")
+	ctx := context.Background()
+
+	rdb, err := statestore.Dial(agentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	for what, err := range map[string]error{
+		"HSET":     rdb.HSet(ctx, "fusebox:{openai}:state", "state", "closed").Err(),
+		"DEL":      rdb.Del(ctx, "fusebox:{openai}:state").Err(),
+		"SPUBLISH": rdb.SPublish(ctx, "fusebox:{openai}:changes", "{}").Err(),
+		"EVAL":     rdb.Eval(ctx, "return 1", []string{"fusebox:{openai}:state"}).Err(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Errorf("%s as the agent user: %v, want NOPERM", what, err)
+		}
+	}
+
+	a, err := agentlib.New(agentlib.Config{CoordinatorURL: url, Token: testcluster.AgentToken, RedisURL: agentURL, AgentID: "ro",
+		ResyncInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b := breaker(t, a, "openai")
+	for range 5 {
+		if done, err := b.Allow(); err == nil {
+			done(agentlib.Failure(errProvider))
+		}
+	}
+	testcluster.Eventually(t, 3*time.Second, "the agent's failures trip the cluster and it denies", func() bool { return denied(b, agentlib.ErrOpen) })
+	if a.Degraded() {
+		t.Fatal("the agent is degraded on read-only cluster credentials")
+	}
+}

@@ -143,7 +143,7 @@ func (s *Store) SeedPolicy(ctx context.Context, name string, p Policy) error {
 	}
 	js, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("%w: policy: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: policy: %w", ErrInvalid, err)
 	}
 	if err := s.rdb.HSet(ctx, s.stateKey(name), "policy", string(js)).Err(); err != nil {
 		return wrapRedis(ctx, err)
@@ -156,7 +156,7 @@ func (s *Store) SeedPolicy(ctx context.Context, name string, p Policy) error {
 func (s *Store) SetDefaultPolicy(ctx context.Context, p Policy) error {
 	js, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("%w: policy: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: policy: %w", ErrInvalid, err)
 	}
 	if err := s.rdb.Set(ctx, s.defaultPolicyKey(), string(js), 0).Err(); err != nil {
 		return wrapRedis(ctx, err)
@@ -179,7 +179,7 @@ func (s *Store) Policy(ctx context.Context, name string) (p Policy, ok bool, err
 		return Policy{}, false, wrapRedis(ctx, err)
 	}
 	if err := json.Unmarshal([]byte(js), &p); err != nil {
-		return Policy{}, false, fmt.Errorf("%w: stored policy of %s: %v", ErrUnavailable, name, err)
+		return Policy{}, false, fmt.Errorf("%w: stored policy of %s: %w", ErrUnavailable, name, err)
 	}
 	return p, true, nil
 }

@@ -293,7 +293,7 @@ func (s *Store) runKeys(ctx context.Context, script *redis.Script, name string, 
 	}
 	pargs, err := p.args()
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: policy: %v", ErrInvalid, err)
+		return Result{}, fmt.Errorf("%w: policy: %w", ErrInvalid, err)
 	}
 	args := make([]any, 0, 4+len(pargs)+len(extra))
 	args = append(args, name, s.publishArg(name), s.eventsCap, actor)

@@ -597,6 +597,16 @@ func TestStore_Permit(t *testing.T) {
 		if granted != 1 {
 			t.Fatalf("%d permits granted in one window, want 1", granted)
 		}
+		// In a window nobody was granted, a verdict closes nothing, whatever
+		// nonce it carries (an empty one included).
+		unasked := halfOpen(t, s, "permit-unasked", p)
+		for _, nonce := range []string{"", "n", "guess"} {
+			v := &statestore.ProbeOutcome{Gen: unasked.Gen, Epoch: unasked.Epoch, OK: true, Nonce: nonce}
+			got, err := s.Report(ctx, "permit-unasked", p, "forger", statestore.Batch{Probe: v})
+			if err != nil || got.Probe != statestore.ProbeRefused || got.State != statestore.StateHalfOpen {
+				t.Fatalf("a verdict (nonce %q) in a window with no permit: %+v %v, want refused and still half-open", nonce, got, err)
+			}
+		}
 		// A canary-mode breaker never grants a permit, whatever policy the
 		// asking agent believes in.
 		canary := fastPolicy()

@@ -19,8 +19,9 @@ type Cluster struct {
 
 // StartCluster runs a Redis Cluster of n masters on free loopback ports
 // until the test ends, formed with CLUSTER MEET and ADDSLOTSRANGE, and
-// returns once every node sees every other and cluster_state:ok.
-func StartCluster(tb testing.TB, n int) *Cluster {
+// returns once every node sees every other and cluster_state:ok. opts
+// apply to every node (ACL users, say; the default user must stay on).
+func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 	tb.Helper()
 	if n < 1 {
 		tb.Fatalf("redistest: a cluster of %d nodes", n)
@@ -28,8 +29,9 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	c := &Cluster{}
 	for range n {
 		// nodes.conf is relative to the server's own --dir.
-		c.Nodes = append(c.Nodes, Start(tb, WithArgs("--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")))
+		node := append([]Option{WithArgs("--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")}, opts...)
+		c.Nodes = append(c.Nodes, Start(tb, node...))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -88,6 +90,11 @@ func (c *Cluster) Addrs() []string {
 		out[i] = s.Addr
 	}
 	return out
+}
+
+// URLAs is URL with a user's credentials.
+func (c *Cluster) URLAs(user, password string) string {
+	return strings.Replace(c.URL(), "redis+cluster://", "redis+cluster://"+user+":"+password+"@", 1)
 }
 
 // URL is the cluster's redis+cluster:// URL (statestore.Dial), naming
