@@ -75,7 +75,11 @@ type Result struct {
 	Took       time.Duration
 }
 
-// Canary probes one target.
+// Canary probes one target. A coordinator may run the canaries of several
+// breakers at once, and one canary again in the next window while a late
+// probe of the last one still runs: an implementation must be safe for
+// concurrent use. The canaries of this package are (they hold only their
+// settings and an *http.Client).
 type Canary interface {
 	// Probe runs one probe within the canary's timeout (and ctx).
 	Probe(ctx context.Context) Result
