@@ -234,7 +234,7 @@ type probeCall struct {
 	gen       string
 	epoch     int64
 	nonce     string
-	started   int64 // agent tick
+	started   atomic.Int64 // agent tick (the clock loop dates it later if it ran late)
 	responded atomic.Bool
 	decided   atomic.Bool
 }
@@ -289,7 +289,8 @@ func (b *Breaker) askPermit(v *view) *probeCall {
 
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
-	p := &probeCall{b: b, gen: v.snap.Gen, epoch: v.snap.Epoch, nonce: hex.EncodeToString(raw[:]), started: b.a.tick.Load()}
+	p := &probeCall{b: b, gen: v.snap.Gen, epoch: v.snap.Epoch, nonce: hex.EncodeToString(raw[:])}
+	p.started.Store(b.a.tick.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), b.a.cfg.PermitTimeout)
 	defer cancel()
 	ans, err := b.requestPermit(ctx, report.PermitRequest{Agent: b.a.cfg.AgentID, Breaker: b.name, Gen: p.gen, Epoch: p.epoch, Nonce: p.nonce})

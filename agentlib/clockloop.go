@@ -33,6 +33,12 @@ func (a *Agent) advanceClock() {
 	for _, b := range a.breakerList() {
 		v := b.view.Load()
 		if r := v.tally.ring.Load(); r != nil {
+			if now > last+1 {
+				// The loop ran late (the process stalled): calls begun
+				// while the clock still said last may have begun just
+				// now. Date them now, so none counts as hung early.
+				r.redate(last, now)
+			}
 			// Slots first, then the clock, so Allow always finds its
 			// tick's slot ready.
 			for next := max(last+1, now-ringSize+2); next <= now+1; next++ {
@@ -42,7 +48,11 @@ func (a *Agent) advanceClock() {
 				urgent = true
 			}
 		}
-		if p := b.probing.Load(); p != nil && v.hangTicks > 0 && !p.responded.Load() && now-p.started-1 >= v.hangTicks {
+		p := b.probing.Load()
+		if p != nil && now > last+1 {
+			p.started.CompareAndSwap(last, now) // as for the ring's calls
+		}
+		if p != nil && v.hangTicks > 0 && !p.responded.Load() && now-p.started.Load()-1 >= v.hangTicks {
 			p.verdict(Outcome{}, true)
 		}
 		if u := b.localUntil.Load(); u != 0 && u <= wall.UnixNano() && b.localUntil.CompareAndSwap(u, 0) {

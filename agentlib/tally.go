@@ -205,6 +205,26 @@ func (r *ring) advance(next int64) {
 	r.slots[i].Store(r.newSlot(next))
 }
 
+// redate handles a clock loop that ran late: the agent's clock said last
+// until the loop, stalled, read tick now. Calls that began in that time
+// were dated last but may have begun as late as now: their slot moves to
+// the overflow dated now, so none is counted as hung before hang_after
+// surely passed (late by the stall instead), and a fresh slot takes tick
+// last for calls still to read the old clock. Only the clock loop calls
+// it, before it advances the slots and the clock.
+func (r *ring) redate(last, now int64) {
+	i := last % ringSize
+	s := r.slots[i].Load()
+	if s.tick.Load() != last {
+		return
+	}
+	s.tick.Store(now)
+	r.mu.Lock()
+	r.overflow = append(r.overflow, s)
+	r.mu.Unlock()
+	r.slots[i].Store(r.newSlot(last))
+}
+
 // cross counts the calls that have surely waited hangTicks or more (a
 // tick's calls began anywhere in it: never early, at most two ticks
 // late), each once, into the tally's hung count, and returns how many it

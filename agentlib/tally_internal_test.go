@@ -35,6 +35,38 @@ func TestRing_CountsEachWaitingCallOnce(t *testing.T) {
 			t.Fatal("the call's answer did not learn it was counted as hung")
 		}
 	})
+	t.Run("calls begun while the clock loop was late are dated when it ran", func(t *testing.T) {
+		tl := newTally(nil, statestore.Snapshot{})
+		r := tl.enableTracking(100)
+		r.advance(101)
+		// The agent's clock says 100; the loop stalls, and a call begins
+		// during the stall (at tick 110, but dated 100).
+		s := tl.begin(100)
+		// The loop runs again at tick 110.
+		r.redate(100, 110)
+		for next := int64(102); next <= 111; next++ {
+			r.advance(next)
+		}
+		for now := int64(110); now <= 113; now++ {
+			if n := r.cross(now, hang); n != 0 {
+				t.Fatalf("tick %d: %d counted, though the call may have begun at 110", now, n)
+			}
+		}
+		if n := r.cross(114, hang); n != 1 {
+			t.Fatalf("tick 114: %d counted, want 1", n)
+		}
+		if w, oldest := r.waiting(115, hang); w != 1 || oldest != 5 {
+			t.Fatalf("waiting %d oldest %d ticks, want 1 and 5 (from 110)", w, oldest)
+		}
+		if !s.respond() {
+			t.Fatal("the call's answer did not learn it was counted as hung")
+		}
+		// A call that reads the old clock after the move is tracked in
+		// the fresh slot of tick 100.
+		if tl.begin(100) == nil {
+			t.Fatal("a call on the old clock after the loop moved its slot is not tracked")
+		}
+	})
 	t.Run("calls older than the ring move to its overflow and are still counted", func(t *testing.T) {
 		tl := newTally(nil, statestore.Snapshot{})
 		r := tl.enableTracking(10)
