@@ -35,6 +35,12 @@ type Config struct {
 	// Redis is used instead of RedisURL when set; the agent does not
 	// close it.
 	Redis redis.UniversalClient
+	// RedisLabel names the Redis in the agent's log lines (a warning that
+	// it is unreachable) when Redis is set, since a client carries no
+	// URL: give the URL it was dialed with; the agent removes its
+	// credentials (internal/logging.RedactURL). Default: RedisURL, with
+	// its credentials removed, or "(client given)".
+	RedisLabel string
 	// Token is the bearer token (role agent) sent with every report.
 	Token string
 	// Prefix of the Redis keys and channel; must match the coordinators'.
@@ -116,8 +122,9 @@ type Agent struct {
 	degraded   atomic.Bool // either link is down
 	mirrorLive atomic.Bool // the mirror still follows Redis
 	health     health
-	mode       mode // guarded by health.mu
-	redisAddr  string
+	mode       mode   // guarded by health.mu
+	redisAddr  string // for log lines, without credentials
+	coordsLog  string // the coordinators, for log lines, without credentials
 
 	// boot and seq identify reports (docs/protocol.md); only the flusher
 	// touches seq.
@@ -187,6 +194,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	rdb, owns := cfg.Redis, false
 	redisAddr := "(client given)"
+	switch {
+	case cfg.RedisLabel != "":
+		redisAddr = logging.RedactURL(cfg.RedisLabel)
+	case cfg.RedisURL != "":
+		redisAddr = logging.RedactURL(cfg.RedisURL)
+	}
 	if rdb == nil {
 		if cfg.RedisURL == "" {
 			return nil, fmt.Errorf("%w: RedisURL or Redis is required", ErrInvalidConfig)
@@ -196,7 +209,6 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
 		owns = true
-		redisAddr = logging.RedactURL(cfg.RedisURL)
 	}
 	store, err := statestore.New(rdb, statestore.Options{Prefix: cfg.Prefix})
 	if err != nil {
@@ -232,6 +244,7 @@ func New(cfg Config) (*Agent, error) {
 		policy:     policy,
 		breakers:   map[string]*Breaker{},
 		redisAddr:  redisAddr,
+		coordsLog:  logging.RedactURLs(strings.Join(coords, ",")),
 		boot:       newBoot(),
 		urgent:     make(chan struct{}, 1),
 		resyncKick: make(chan struct{}, 1),

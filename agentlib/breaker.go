@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -339,12 +340,12 @@ func (b *Breaker) requestPermit(ctx context.Context, pr report.PermitRequest) (r
 		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			lastErr = fmt.Errorf("coordinator %s answered the permit request %d: %s", base, resp.StatusCode, bytes.TrimSpace(data[:min(len(data), 300)]))
+			lastErr = fmt.Errorf("coordinator %s answered the permit request %d: %s", logging.RedactURL(base), resp.StatusCode, bytes.TrimSpace(data[:min(len(data), 300)]))
 			continue
 		}
 		var ans report.PermitAnswer
 		if err := json.Unmarshal(data, &ans); err != nil {
-			return report.PermitAnswer{}, fmt.Errorf("coordinator %s: bad permit answer: %w", base, err)
+			return report.PermitAnswer{}, fmt.Errorf("coordinator %s: bad permit answer: %w", logging.RedactURL(base), err)
 		}
 		return ans, nil
 	}

@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer rdb.Close()
 	agent, err := agentlib.New(agentlib.Config{
-		CoordinatorURL: o.coordinator, Redis: rdb, Prefix: o.prefix, AgentID: o.id, Token: o.token,
+		CoordinatorURL: o.coordinator, Redis: rdb, RedisLabel: o.redisURL, Prefix: o.prefix, AgentID: o.id, Token: o.token,
 		ResyncInterval: o.resync, Logger: &base,
 	})
 	if err != nil {
