@@ -14,6 +14,7 @@ import (
 	"github.com/fusebox-io/fusebox/fakeprovider"
 	"github.com/fusebox-io/fusebox/internal/logging/logtest"
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/internal/telemetry/otlptest"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
 )
 
@@ -279,4 +280,33 @@ func TestRun_LinkDownWarningsNameTheDependency(t *testing.T) {
 		logtest.CheckComponents(t, s.wait(t), "sidecar", "agent", "go-redis")
 		noSecrets(t, s)
 	})
+}
+
+// TestRun_OTelLinesAreJSON: OpenTelemetry's own complaints (here the
+// exporter reading a timeout it cannot parse) come out in the sidecar's
+// JSON log, component otel, not as text on the process's stderr.
+func TestRun_OTelLinesAreJSON(t *testing.T) {
+	otlp := otlptest.StartHTTP(t)
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}
+	for k, v := range env {
+		t.Setenv(k, v) // the exporter reads the process environment
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := startWith(t, ctx, fakeprovider.New(), env, nil)
+	cancel()
+	lines := s.wait(t)
+	var got logtest.Line
+	for _, l := range lines {
+		if l.Str("component") == "otel" && strings.Contains(l.Str("message"), "parse duration") {
+			got = l
+		}
+	}
+	if got == nil || got.Str("level") != "error" {
+		t.Fatalf("no otel line about the timeout in the log:\n%s", s.sink.String())
+	}
+	if _, ok := logtest.Find(lines, "tracing on: spans exported over OTLP"); !ok {
+		t.Fatalf("tracing is not on:\n%s", s.sink.String())
+	}
+	logtest.CheckComponents(t, lines, "sidecar", "agent", "otel")
 }

@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logging.RouteRedis(base)
+	logging.RouteLibraries(base)
 	log := base.With().Str("component", "sidecar").Logger()
 
 	cfg, err := sidecar.LoadConfig(o.config, getenv)
@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: logging.HTTPErrorLog(base)}
 	log.Info().Str("listen", "http://"+ln.Addr().String()).Str("coordinators", logging.RedactURLs(o.coordinator)).
 		Str("redis", logging.RedactURL(o.redisURL)).Str("config", o.config).Str("prefix", o.prefix).Str("id", agent.ID()).
 		Int("routes", len(cfg.Routes)).Int("providers", len(cfg.Providers)).Msg("sidecar starting")

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logging.RouteRedis(base)
+	logging.RouteLibraries(base)
 	log := base.With().Str("component", "coordinator").Logger()
 
 	cfg := config.Default()
@@ -131,6 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          logging.HTTPErrorLog(base),
 	}
 	srv.RegisterOnShutdown(apiSrv.CloseStreams)
 	apiURL := "http://" + ln.Addr().String()
