@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/report"
@@ -95,6 +96,13 @@ type Config struct {
 	// Clock is read for slow-call durations and retry times. Default: the
 	// wall clock.
 	Clock Clock
+	// TracerProvider makes the span Execute starts for each call,
+	// "fusebox <breaker>", a child of the span in the call's context
+	// (tracing.go). Default: OpenTelemetry's global provider
+	// (otel.GetTracerProvider()): no span until the app sets one with
+	// otel.SetTracerProvider, and then, from that moment, spans through
+	// it. Allow and Begin never trace.
+	TracerProvider trace.TracerProvider
 }
 
 // Agent mirrors the cluster's breakers and reports outcomes. It is safe
@@ -122,9 +130,11 @@ type Agent struct {
 	degraded   atomic.Bool // either link is down
 	mirrorLive atomic.Bool // the mirror still follows Redis
 	health     health
-	mode       mode   // guarded by health.mu
-	redisAddr  string // for log lines, without credentials
-	coordsLog  string // the coordinators, for log lines, without credentials
+	mode       mode         // guarded by health.mu
+	redisAddr  string       // for log lines, without credentials
+	tracer     trace.Tracer // Execute's spans; nil: none
+	global     bool         // tracer is the global provider's: no span while no app set one
+	coordsLog  string       // the coordinators, for log lines, without credentials
 
 	// boot and seq identify reports (docs/protocol.md); only the flusher
 	// touches seq.
@@ -233,6 +243,7 @@ func New(cfg Config) (*Agent, error) {
 	if clock == nil {
 		clock = wallClock{}
 	}
+	tracer, tracerGlobal := newTracer(cfg.TracerProvider)
 	a := &Agent{
 		cfg:        cfg,
 		log:        log,
@@ -244,6 +255,8 @@ func New(cfg Config) (*Agent, error) {
 		policy:     policy,
 		breakers:   map[string]*Breaker{},
 		redisAddr:  redisAddr,
+		tracer:     tracer,
+		global:     tracerGlobal,
 		coordsLog:  logging.RedactURLs(strings.Join(coords, ",")),
 		boot:       newBoot(),
 		urgent:     make(chan struct{}, 1),
