@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer rdb.Close()
 	agent, err := agentlib.New(agentlib.Config{
 		CoordinatorURL: o.coordinator, Redis: rdb, RedisLabel: o.redisURL, Prefix: o.prefix, AgentID: o.id, Token: o.token,
-		ResyncInterval: o.resync, Logger: &base,
+		ResyncInterval: o.resync, Logger: &base, TracerProvider: tracing.Provider,
 	})
 	if err != nil {
 		return err
