@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,10 +142,7 @@ func buildCommands(t *testing.T, names ...string) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			t.Fatalf("no go command to build %v with: put Go 1.26 on PATH", names)
-		}
+		t.Fatalf("no go command to build %v with: put Go 1.26's bin directory on PATH (%v)", names, err)
 	}
 	dir := t.TempDir()
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
