@@ -326,12 +326,15 @@ func newBoot() string {
 }
 
 // Close flushes pending outcomes (bounded by RequestTimeout) and stops
-// the agent. Breakers keep answering Allow from their last state.
+// the agent, ending the spans of Execute calls it still held for a
+// transition (close it before the tracer provider). Breakers keep
+// answering Allow from their last state.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		close(a.flushStop)
 		a.cancel()
 		a.wg.Wait()
+		a.endHeldSpans()
 		if a.ownsRedis {
 			_ = a.store.Client().Close()
 		}

@@ -338,15 +338,7 @@ func (w *transitionWatch) run() {
 		w.mu.Unlock()
 		// The spans' code runs outside the lock.
 		for _, x := range fired {
-			attrs := []attribute.KeyValue{attrBreaker.String(w.b.name), attrStateOld.String(x.from.effective()),
-				attrStateNew.String(cur.effective()), attrVersion.Int64(cur.snap.Version)}
-			if cur.local {
-				attrs = append(attrs, attrLocal.Bool(true))
-			}
-			x.span.AddEvent(eventTransition, trace.WithAttributes(attrs...))
-			if x.end {
-				x.span.End(trace.WithTimestamp(x.endAt))
-			}
+			w.fire(x, cur)
 		}
 		for _, x := range expired {
 			if x.end {
@@ -359,6 +351,47 @@ func (w *transitionWatch) run() {
 			return
 		}
 		t.Reset(delay)
+	}
+}
+
+// fire adds the transition event to x's span, and ends it if the watch
+// holds it.
+func (w *transitionWatch) fire(x transitionWaiter, cur mirrorState) {
+	attrs := []attribute.KeyValue{attrBreaker.String(w.b.name), attrStateOld.String(x.from.effective()),
+		attrStateNew.String(cur.effective()), attrVersion.Int64(cur.snap.Version)}
+	if cur.local {
+		attrs = append(attrs, attrLocal.Bool(true))
+	}
+	x.span.AddEvent(eventTransition, trace.WithAttributes(attrs...))
+	if x.end {
+		x.span.End(trace.WithTimestamp(x.endAt))
+	}
+}
+
+// endHeldSpans ends the spans of this agent's calls still held for a
+// transition, with the event when the last report's answer brought one:
+// once the agent is closed its mirror no longer moves, and an app that
+// shuts its tracer provider down next must not lose them.
+func (a *Agent) endHeldSpans() {
+	for _, b := range a.breakerList() {
+		v, ok := transitionWatches.LoadAndDelete(b)
+		if !ok {
+			continue
+		}
+		w := v.(*transitionWatch)
+		w.mu.Lock()
+		held := w.waiters
+		w.waiters = nil
+		w.mu.Unlock()
+		cur := stateOf(b.view.Load())
+		for _, x := range held {
+			switch {
+			case changed(x.from, cur):
+				w.fire(x, cur)
+			case x.end:
+				x.span.End(trace.WithTimestamp(x.endAt))
+			}
+		}
 	}
 }
 

@@ -191,6 +191,44 @@ func TestExecute_Tracing(t *testing.T) {
 	}
 }
 
+// TestExecute_CloseEndsTheHeldSpans: the span of a failure waits for
+// the transition it may cause (here up to 10 s: a slow RequestTimeout);
+// Close ends it at once, with its own end time, so that an app that shuts
+// its tracer provider down next loses nothing.
+func TestExecute_CloseEndsTheHeldSpans(t *testing.T) {
+	tp, otlp := exportingProvider(t)
+	c := testcluster.Start(t, testcluster.Options{})
+	a := newAgent(t, c, "closing-agent", func(cfg *agentlib.Config) {
+		cfg.TracerProvider = tp
+		cfg.RequestTimeout = 5 * time.Second
+	})
+	b := breaker(t, a, "held")
+	_ = b.Execute(context.Background(), func(context.Context) error { return &upstreamError{503} })
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range otlp.Spans() {
+		if s.Name == "fusebox held" {
+			t.Fatal("the failure's span was not held for its transition")
+		}
+	}
+	closed := time.Now()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := spanNamed(t, otlp, "fusebox held", 1)
+	if waited := time.Since(closed); waited > 2*time.Second {
+		t.Fatalf("the span arrived %s after Close", waited)
+	}
+	wantAttrs(t, s, map[string]any{"fusebox.outcome": "failure", "error.type": "*agentlib_test.upstreamError"})
+	if d := s.End.Sub(s.Start); d < 0 || d > 100*time.Millisecond {
+		t.Fatalf("the span lasts %s: it should end when fn returned", d)
+	}
+}
+
 // TestExecute_GlobalTracerProvider: with no TracerProvider, Execute
 // follows OpenTelemetry's global provider: while no app set one it
 // starts no span and allocates nothing; once the app sets one, even
