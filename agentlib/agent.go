@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/report"
@@ -35,6 +36,12 @@ type Config struct {
 	// Redis is used instead of RedisURL when set; the agent does not
 	// close it.
 	Redis redis.UniversalClient
+	// RedisLabel names the Redis in the agent's log lines (a warning that
+	// it is unreachable) when Redis is set, since a client carries no
+	// URL: give the URL it was dialed with; the agent removes its
+	// credentials (internal/logging.RedactURL). Default: RedisURL, with
+	// its credentials removed, or "(client given)".
+	RedisLabel string
 	// Token is the bearer token (role agent) sent with every report.
 	Token string
 	// Prefix of the Redis keys and channel; must match the coordinators'.
@@ -89,6 +96,13 @@ type Config struct {
 	// Clock is read for slow-call durations and retry times. Default: the
 	// wall clock.
 	Clock Clock
+	// TracerProvider makes the span Execute starts for each call,
+	// "fusebox <breaker>", a child of the span in the call's context
+	// (tracing.go). Default: OpenTelemetry's global provider
+	// (otel.GetTracerProvider()): no span until the app sets one with
+	// otel.SetTracerProvider, and then, from that moment, spans through
+	// it. Allow and Begin never trace.
+	TracerProvider trace.TracerProvider
 }
 
 // Agent mirrors the cluster's breakers and reports outcomes. It is safe
@@ -116,8 +130,11 @@ type Agent struct {
 	degraded   atomic.Bool // either link is down
 	mirrorLive atomic.Bool // the mirror still follows Redis
 	health     health
-	mode       mode // guarded by health.mu
-	redisAddr  string
+	mode       mode         // guarded by health.mu
+	redisAddr  string       // for log lines, without credentials
+	tracer     trace.Tracer // Execute's spans; nil: none
+	global     bool         // tracer is the global provider's: no span while no app set one
+	coordsLog  string       // the coordinators, for log lines, without credentials
 
 	// boot and seq identify reports (docs/protocol.md); only the flusher
 	// touches seq.
@@ -187,6 +204,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	rdb, owns := cfg.Redis, false
 	redisAddr := "(client given)"
+	switch {
+	case cfg.RedisLabel != "":
+		redisAddr = logging.RedactURL(cfg.RedisLabel)
+	case cfg.RedisURL != "":
+		redisAddr = logging.RedactURL(cfg.RedisURL)
+	}
 	if rdb == nil {
 		if cfg.RedisURL == "" {
 			return nil, fmt.Errorf("%w: RedisURL or Redis is required", ErrInvalidConfig)
@@ -196,7 +219,6 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 		owns = true
-		redisAddr = logging.RedactURL(cfg.RedisURL)
 	}
 	store, err := statestore.New(rdb, statestore.Options{Prefix: cfg.Prefix})
 	if err != nil {
@@ -221,6 +243,7 @@ func New(cfg Config) (*Agent, error) {
 	if clock == nil {
 		clock = wallClock{}
 	}
+	tracer, tracerGlobal := newTracer(cfg.TracerProvider)
 	a := &Agent{
 		cfg:        cfg,
 		log:        log,
@@ -232,6 +255,9 @@ func New(cfg Config) (*Agent, error) {
 		policy:     policy,
 		breakers:   map[string]*Breaker{},
 		redisAddr:  redisAddr,
+		tracer:     tracer,
+		global:     tracerGlobal,
+		coordsLog:  logging.RedactURLs(strings.Join(coords, ",")),
 		boot:       newBoot(),
 		urgent:     make(chan struct{}, 1),
 		resyncKick: make(chan struct{}, 1),
@@ -300,12 +326,15 @@ func newBoot() string {
 }
 
 // Close flushes pending outcomes (bounded by RequestTimeout) and stops
-// the agent. Breakers keep answering Allow from their last state.
+// the agent, ending the spans of Execute calls it still held for a
+// transition (close it before the tracer provider). Breakers keep
+// answering Allow from their last state.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		close(a.flushStop)
 		a.cancel()
 		a.wg.Wait()
+		a.endHeldSpans()
 		if a.ownsRedis {
 			_ = a.store.Client().Close()
 		}

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/report"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -52,6 +55,9 @@ type Breaker struct {
 
 	// Denials used while degraded, built once.
 	degradedOpen, degradedForced *DeniedError
+
+	// span names and starts Execute's spans, built once (tracing.go).
+	span spanInfo
 }
 
 func newBreaker(a *Agent, name string) *Breaker {
@@ -59,6 +65,7 @@ func newBreaker(a *Agent, name string) *Breaker {
 	b.view.Store(b.newView(statestore.Snapshot{Name: name, State: statestore.StateClosed}, nil, nil, a.clock.Now()))
 	b.degradedOpen = &DeniedError{Breaker: name, Reason: ErrOpen, Degraded: true}
 	b.degradedForced = &DeniedError{Breaker: name, Reason: ErrForcedOpen, Degraded: true}
+	b.span = newSpanInfo(name)
 	return b
 }
 
@@ -168,24 +175,25 @@ func (c *Call) Done(o Outcome) {
 // Execute runs fn if the breaker allows it and records its outcome,
 // classified by Config.Classify. It returns fn's error, or a
 // *DeniedError without calling fn, or ctx's error if ctx is already done.
-// A panic in fn counts as a failure and is re-raised. When ctx carries a
-// recording span, the decision, the outcome and a transition the call
-// caused are added to it (tracing.go).
+// A panic in fn counts as a failure and is re-raised. With tracing on
+// (Config.TracerProvider), the call is a span of its own, "fusebox
+// <breaker>", and fn gets a context holding it (tracing.go).
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	ctx, span := b.startSpan(ctx)
 	done, err := b.Allow()
 	if err != nil {
-		traceDenied(ctx, b, err)
+		b.endDenied(span, err)
 		return err
 	}
 	finished := false
-	defer failOnPanic(done, &finished)
+	defer failOnPanic(b, span, done, &finished)
 	ferr := fn(ctx)
 	finished = true
 	o := b.a.cfg.Classify(ctx, ferr)
-	traceOutcome(ctx, b, o)
+	b.endCall(span, o, ferr)
 	done(o)
 	return ferr
 }
@@ -196,34 +204,38 @@ func Execute[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
+	ctx, span := b.startSpan(ctx)
 	done, err := b.Allow()
 	if err != nil {
-		traceDenied(ctx, b, err)
+		b.endDenied(span, err)
 		return zero, err
 	}
 	finished := false
-	defer failOnPanic(done, &finished)
+	defer failOnPanic(b, span, done, &finished)
 	v, ferr := fn(ctx)
 	finished = true
 	o := b.a.cfg.Classify(ctx, ferr)
-	traceOutcome(ctx, b, o)
+	b.endCall(span, o, ferr)
 	done(o)
 	return v, ferr
 }
 
-// failOnPanic records a panic in the protected function as a failure and
-// lets it go on, as gobreaker does.
-func failOnPanic(done func(Outcome), finished *bool) {
+// failOnPanic records a panic in the protected function as a failure (on
+// its span too, when traced) and lets it go on, as gobreaker does.
+func failOnPanic(b *Breaker, span trace.Span, done func(Outcome), finished *bool) {
 	if *finished {
 		return
 	}
 	r := recover()
 	if r == nil {
 		// runtime.Goexit (t.FailNow in a test): not the provider's fault.
+		b.endCall(span, Ignored(), nil)
 		done(Ignored())
 		return
 	}
-	done(Failure(fmt.Errorf("panic: %v", r)))
+	o := Failure(fmt.Errorf("panic: %v", r))
+	b.endPanic(span, o, r)
+	done(o)
 	panic(r)
 }
 
@@ -346,12 +358,12 @@ func (b *Breaker) requestPermit(ctx context.Context, pr report.PermitRequest) (r
 		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			lastErr = fmt.Errorf("coordinator %s answered the permit request %d: %s", base, resp.StatusCode, bytes.TrimSpace(data[:min(len(data), 300)]))
+			lastErr = fmt.Errorf("coordinator %s answered the permit request %d: %s", logging.RedactURL(base), resp.StatusCode, bytes.TrimSpace(data[:min(len(data), 300)]))
 			continue
 		}
 		var ans report.PermitAnswer
 		if err := json.Unmarshal(data, &ans); err != nil {
-			return report.PermitAnswer{}, fmt.Errorf("coordinator %s: bad permit answer: %w", base, err)
+			return report.PermitAnswer{}, fmt.Errorf("coordinator %s: bad permit answer: %w", logging.RedactURL(base), err)
 		}
 		return ans, nil
 	}

@@ -11,6 +11,10 @@
 // agent runs degraded: a local breaker per name (gobreaker) with the same
 // policy decides, and every denial says so.
 //
+// With an OpenTelemetry tracer provider (Config.TracerProvider, or the
+// global one once an app set it), each Execute call is a span of its own
+// (tracing.go); Allow and Begin never trace.
+//
 // It never writes breaker state itself (coordinators do, through
 // statestore), never blocks a caller on I/O (except the one bounded
 // permit request of a traffic-mode half-open window), and never panics on

@@ -3,6 +3,8 @@ package agentlib
 import (
 	"errors"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
@@ -23,3 +25,7 @@ func (a *Agent) FailLinkForTest(redis bool) {
 
 // ChangesHeardForTest counts the change messages the agent's feed heard.
 func (a *Agent) ChangesHeardForTest() int64 { return a.feed.Stats().Changes }
+
+// UnsetGlobalTracerProviderForTest is OTel's global provider as the
+// process started with it (nil when it could not be told apart).
+func UnsetGlobalTracerProviderForTest() trace.TracerProvider { return unsetGlobal }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/fusebox-io/fusebox/internal/logging"
 	"github.com/fusebox-io/fusebox/report"
 )
 
@@ -152,9 +153,9 @@ func (a *Agent) post(base string, body []byte) (report.Response, error) {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		// Not an outage, but the cluster cannot hear us: run on local
 		// breakers, and say why loudly.
-		a.log.Error().Int("status", resp.StatusCode).Str("coordinator", base).
+		a.log.Error().Int("status", resp.StatusCode).Str("coordinator", logging.RedactURL(base)).
 			Msg("the coordinator refused this agent's token: set Config.Token to a token with the agent role")
-		return report.Response{}, &refusedError{fmt.Sprintf("coordinator %s refused the token (%d)", base, resp.StatusCode)}
+		return report.Response{}, &refusedError{fmt.Sprintf("coordinator %s refused the token (%d)", logging.RedactURL(base), resp.StatusCode)}
 	case resp.StatusCode == http.StatusTooManyRequests:
 		// The coordinators' registration limit: this agent registered as
 		// many breakers as it may (or the registry is full). Not an
@@ -164,11 +165,11 @@ func (a *Agent) post(base string, body []byte) (report.Response, error) {
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout:
 		return report.Response{}, &badReportError{status: resp.StatusCode, detail: string(bytes.TrimSpace(data[:min(len(data), 300)]))}
 	default:
-		return report.Response{}, fmt.Errorf("coordinator %s answered %d", base, resp.StatusCode)
+		return report.Response{}, fmt.Errorf("coordinator %s answered %d", logging.RedactURL(base), resp.StatusCode)
 	}
 	var out report.Response
 	if err := json.Unmarshal(data, &out); err != nil {
-		return report.Response{}, fmt.Errorf("coordinator %s: bad answer: %w", base, err)
+		return report.Response{}, fmt.Errorf("coordinator %s: bad answer: %w", logging.RedactURL(base), err)
 	}
 	return out, nil
 }

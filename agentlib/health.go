@@ -53,8 +53,15 @@ func (a *Agent) setHealth(redis, ok, now bool, cause error) {
 		*fails++
 		if now || *fails >= linkDownAfter {
 			if *link {
-				a.log.Warn().Err(cause).Str("link", name).Str("redis", a.redisAddr).Strs("coordinators", a.coords).
-					Msg("link down: " + name + " unreachable")
+				// Name what is unreachable: the Redis URL or the
+				// coordinators, never their credentials.
+				ev := a.log.Warn().Err(cause).Str("link", name)
+				if redis {
+					ev = ev.Str("redis", a.redisAddr)
+				} else {
+					ev = ev.Str("coordinators", a.coordsLog)
+				}
+				ev.Msg("link down: " + name + " unreachable")
 			}
 			*link = false
 		}

@@ -54,7 +54,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	defer watch.Wait()
 	defer l.probes.Wait()
 	if err := l.store.Register(ctx, l.policies.Names()...); err != nil && ctx.Err() == nil {
-		l.log.Warn().Err(err).Msg("register configured breakers")
+		l.log.Warn().Err(err).Str("dependency", "redis").Msg("redis: registering the configured breakers failed")
 	}
 	// Every transition is published: a breaker that moves anywhere in the
 	// cluster is on this coordinator's list within milliseconds, whoever
@@ -92,19 +92,19 @@ func (l *Loop) Run(ctx context.Context) error {
 				all = slices.Compact(n)
 				refreshed, check = time.Now(), all
 			} else if ctx.Err() == nil {
-				l.log.Warn().Err(err).Msg("read breaker registry")
+				l.log.Warn().Err(err).Str("dependency", "redis").Msg("redis: reading the breaker registry failed; again at the next tick")
 			}
 			if err := l.publishPolicies(ctx); err != nil && ctx.Err() == nil {
-				l.log.Warn().Err(err).Msg("publish policies")
+				l.log.Warn().Err(err).Str("dependency", "redis").Msg("redis: publishing the policies failed; again at the next refresh")
 			}
 		}
 		if err := l.tick(ctx, check, active); err != nil && ctx.Err() == nil {
-			l.log.Warn().Err(err).Msg("tick")
+			l.log.Warn().Err(err).Str("dependency", "redis").Msg("redis: the tick failed; again at the next one")
 		}
 		if l.cfg.Retention > 0 && time.Since(swept) >= l.cfg.RetentionSweep {
 			swept = time.Now()
 			if err := l.expire(ctx, all); err != nil && ctx.Err() == nil {
-				l.log.Warn().Err(err).Msg("retention expiry")
+				l.log.Warn().Err(err).Str("dependency", "redis").Msg("redis: the retention expiry failed; again at the next sweep")
 			}
 		}
 	}

@@ -159,6 +159,11 @@ func (wk *walk) handle(a *attempt) bool {
 	if len(wk.running) > 0 {
 		return false // the other of the race still runs
 	}
+	if wk.ctx.Err() != nil {
+		// The client left (during a retry's backoff): nothing more leaves
+		// for a provider, and nobody is there to answer.
+		return true
+	}
 	if !wk.startNext() {
 		wk.finish()
 		return true

@@ -14,6 +14,7 @@ import (
 	"github.com/fusebox-io/fusebox/fakeprovider"
 	"github.com/fusebox-io/fusebox/internal/logging/logtest"
 	"github.com/fusebox-io/fusebox/internal/redistest"
+	"github.com/fusebox-io/fusebox/internal/telemetry/otlptest"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
 )
 
@@ -216,4 +217,96 @@ func TestRun_ReadyzNamesTheLinkDown(t *testing.T) {
 			t.Fatalf("%+v", b)
 		}
 	})
+}
+
+// TestRun_LinkDownWarningsNameTheDependency: while running, the warning
+// that a link went down names what is unreachable, the Redis URL or the
+// coordinators, without their passwords.
+func TestRun_LinkDownWarningsNameTheDependency(t *testing.T) {
+	const redisPW, coordPW = "redis-pw-never-log-me-93", "coord-pw-never-log-me-94"
+	linkDown := func(t *testing.T, s sidecarRun, link string) logtest.Line {
+		t.Helper()
+		var found logtest.Line
+		testcluster.Eventually(t, 10*time.Second, "the "+link+" link-down warning", func() bool {
+			for _, raw := range strings.Split(s.sink.String(), "\n") {
+				if l, err := logtest.Parse(raw); err == nil && l.Str("message") == "link down: "+link+" unreachable" {
+					found = l
+					return true
+				}
+			}
+			return false
+		})
+		return found
+	}
+	noSecrets := func(t *testing.T, s sidecarRun) {
+		t.Helper()
+		for _, secret := range []string{redisPW, coordPW} {
+			if strings.Contains(s.sink.String(), secret) {
+				t.Fatalf("%s reached the log:\n%s", secret, s.sink.String())
+			}
+		}
+	}
+
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t, redistest.WithArgs("--requirepass", redisPW))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s := startWith(t, ctx, fakeprovider.New(), map[string]string{
+			"FUSEBOX_REDIS_URL": "redis://default:" + redisPW + "@" + srv.Addr, "FUSEBOX_RESYNC_INTERVAL": "100ms",
+		}, nil)
+		testcluster.EventuallyEvery(t, 5*time.Second, 20*time.Millisecond, "redis up", func() bool {
+			return getReady(t, s.url).Links["redis"] == "up"
+		})
+		srv.Stop(t)
+		l := linkDown(t, s, "redis")
+		if want := "redis://default:xxxxx@" + srv.Addr; l.Str("redis") != want || l.Str("level") != "warn" || l.Str("link") != "redis" {
+			t.Fatalf("the warning %v does not name redis %s", l, want)
+		}
+		cancel()
+		logtest.CheckComponents(t, s.wait(t), "sidecar", "agent", "go-redis")
+		noSecrets(t, s)
+	})
+
+	t.Run("coordinator", func(t *testing.T) {
+		coord := "http://ops:" + coordPW + "@" + closedAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s := startWith(t, ctx, fakeprovider.New(), map[string]string{"FUSEBOX_COORDINATOR_URL": coord, "FUSEBOX_RESYNC_INTERVAL": "100ms"}, nil)
+		l := linkDown(t, s, "coordinator")
+		if want := strings.Replace(coord, coordPW, "xxxxx", 1); l.Str("coordinators") != want || l.Str("link") != "coordinator" {
+			t.Fatalf("the warning %v does not name the coordinator %s", l, want)
+		}
+		cancel()
+		logtest.CheckComponents(t, s.wait(t), "sidecar", "agent", "go-redis")
+		noSecrets(t, s)
+	})
+}
+
+// TestRun_OTelLinesAreJSON: OpenTelemetry's own complaints (here the
+// exporter reading a timeout it cannot parse) come out in the sidecar's
+// JSON log, component otel, not as text on the process's stderr.
+func TestRun_OTelLinesAreJSON(t *testing.T) {
+	otlp := otlptest.StartHTTP(t)
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.URL, "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}
+	for k, v := range env {
+		t.Setenv(k, v) // the exporter reads the process environment
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := startWith(t, ctx, fakeprovider.New(), env, nil)
+	cancel()
+	lines := s.wait(t)
+	var got logtest.Line
+	for _, l := range lines {
+		if l.Str("component") == "otel" && strings.Contains(l.Str("message"), "parse duration") {
+			got = l
+		}
+	}
+	if got == nil || got.Str("level") != "error" {
+		t.Fatalf("no otel line about the timeout in the log:\n%s", s.sink.String())
+	}
+	if _, ok := logtest.Find(lines, "tracing on: spans exported over OTLP"); !ok {
+		t.Fatalf("tracing is not on:\n%s", s.sink.String())
+	}
+	logtest.CheckComponents(t, lines, "sidecar", "agent", "otel")
 }

@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logging.RouteRedis(base)
+	logging.RouteLibraries(base)
 	log := base.With().Str("component", "sidecar").Logger()
 
 	cfg, err := sidecar.LoadConfig(o.config, getenv)
@@ -133,8 +133,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer rdb.Close()
 	agent, err := agentlib.New(agentlib.Config{
-		CoordinatorURL: o.coordinator, Redis: rdb, Prefix: o.prefix, AgentID: o.id, Token: o.token,
-		ResyncInterval: o.resync, Logger: &base,
+		CoordinatorURL: o.coordinator, Redis: rdb, RedisLabel: o.redisURL, Prefix: o.prefix, AgentID: o.id, Token: o.token,
+		ResyncInterval: o.resync, Logger: &base, TracerProvider: tracing.Provider,
 	})
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: logging.HTTPErrorLog(base)}
 	log.Info().Str("listen", "http://"+ln.Addr().String()).Str("coordinators", logging.RedactURLs(o.coordinator)).
 		Str("redis", logging.RedactURL(o.redisURL)).Str("config", o.config).Str("prefix", o.prefix).Str("id", agent.ID()).
 		Int("routes", len(cfg.Routes)).Int("providers", len(cfg.Providers)).Msg("sidecar starting")

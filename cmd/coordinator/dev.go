@@ -41,7 +41,7 @@ func printDev(w io.Writer, b devBanner) {
 		env += " FUSEBOX_PREFIX=" + b.prefix
 		goCfg += fmt.Sprintf(", Prefix: %q", b.prefix)
 	}
-	fmt.Fprintf(&sb, "\n  a sidecar (examples/sidecar.yaml also wants OPENAI_API_KEY and ANTHROPIC_API_KEY):\n    %s go run ./cmd/agent --config examples/sidecar.yaml\n", env)
+	fmt.Fprintf(&sb, "\n  a sidecar (examples/sidecar.yaml calls the fake provider, go run ./cmd/fakeprovider: no key needed):\n    %s go run ./cmd/agent --config examples/sidecar.yaml\n", env)
 	fmt.Fprintf(&sb, "  an agent in Go:\n    %s}\n", goCfg)
 	if len(b.generated) > 0 {
 		fmt.Fprintf(&sb, "  curl, as in the README:\n    export ADMIN_TOKEN=%s AGENT_TOKEN=%s READ_TOKEN=%s\n",

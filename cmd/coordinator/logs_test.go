@@ -297,3 +297,32 @@ func TestProcess_OnlyJSONOnStderrWhenRedisIsDown(t *testing.T) {
 		t.Fatalf("%d debug lines by default", n)
 	}
 }
+
+// TestRun_RedisWarningsNameTheAddress: while running, the control
+// loop's warnings about a Redis that stopped answering name it, with its
+// address and without its password.
+func TestRun_RedisWarningsNameTheAddress(t *testing.T) {
+	const password = "redis-pw-never-log-me-78"
+	srv := redistest.Start(t, redistest.WithArgs("--requirepass", password))
+	p := startRun(t, []string{"--tick", "50ms"}, tokensEnv("redis://default:"+password+"@"+srv.Addr))
+	srv.Stop(t)
+	want := "redis://default:xxxxx@" + srv.Addr
+	var warning logtest.Line
+	testcluster.Eventually(t, 10*time.Second, "the loop's warning about redis", func() bool {
+		for _, raw := range strings.Split(p.sink.String(), "\n") {
+			if l, err := logtest.Parse(raw); err == nil && l.Str("dependency") == "redis" && strings.HasPrefix(l.Str("message"), "redis: ") {
+				warning = l
+				return true
+			}
+		}
+		return false
+	})
+	if warning.Str("level") != "warn" || warning.Str("redis") != want || warning.Str("component") != "coordinator" {
+		t.Fatalf("the warning %v does not name redis %s", warning, want)
+	}
+	lines := p.stop(t)
+	logtest.CheckComponents(t, lines, "coordinator", "go-redis")
+	if strings.Contains(p.sink.String(), password) {
+		t.Fatalf("the Redis password reached the log:\n%s", p.sink)
+	}
+}

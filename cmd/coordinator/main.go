@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logging.RouteRedis(base)
+	logging.RouteLibraries(base)
 	log := base.With().Str("component", "coordinator").Logger()
 
 	cfg := config.Default()
@@ -89,8 +89,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	// The coordinator's lines name the Redis it works on (without
+	// credentials): a warning that Redis failed says which one.
+	coordLog := log.With().Str("redis", logging.RedactURL(redisURL)).Logger()
 	coord, err := coordinator.New(coordinator.Config{
-		ID: opts.id, TickInterval: opts.tick, Logger: &log, Canaries: canaries, ProbeLockMargin: opts.lockMargin,
+		ID: opts.id, TickInterval: opts.tick, Logger: &coordLog, Canaries: canaries, ProbeLockMargin: opts.lockMargin,
 		Limits:    statestore.Limits{MaxBreakers: limits.MaxBreakers, MaxPerAgent: limits.MaxBreakersPerAgent},
 		Retention: limits.Retention, MetricsMaxBreakers: limits.MetricsMaxBreakers,
 	}, store, cfg)
@@ -128,6 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          logging.HTTPErrorLog(base),
 	}
 	srv.RegisterOnShutdown(apiSrv.CloseStreams)
 	apiURL := "http://" + ln.Addr().String()

@@ -52,13 +52,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	logging.RouteLibraries(base)
 	log := base.With().Str("component", "fakeprovider").Logger()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	fp := fakeprovider.New()
-	srv := &http.Server{Handler: logRequests(log, fp), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: logRequests(log, fp), ReadHeaderTimeout: 5 * time.Second, ErrorLog: logging.HTTPErrorLog(base)}
 	url := "http://" + ln.Addr().String()
 	log.Info().Str("listen", url).Str("openai", url+"/openai/v1").Str("anthropic", url+"/anthropic").
 		Str("ollama", url+"/ollama").Str("control", url+"/_control").Msg("fakeprovider starting")

@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logging.RouteRedis(base)
+	logging.RouteLibraries(base)
 	log := base.With().Str("component", "outagesim").Logger()
 	if *realtime {
 		*scale = 1
