@@ -14,7 +14,6 @@ import (
 
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/provider"
-	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Response headers.
@@ -210,7 +209,7 @@ func (wk *walk) retry(a *attempt) bool {
 	if wk.tries[a.index] >= s.cfg.Retry.Attempts-1 {
 		return false
 	}
-	if st := a.b.State(); !(st.Override == statestore.OverrideClosed || st.Override == statestore.OverrideNone && st.State == statestore.StateClosed) {
+	if !a.b.RetryAllowed() {
 		return false
 	}
 	if !s.budget.spend(time.Now()) {

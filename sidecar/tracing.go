@@ -18,7 +18,6 @@ import (
 
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/provider"
-	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Tracing. With a TracerProvider in Options, each request is a server
@@ -319,7 +318,9 @@ func (a *attempt) traceEnd(o agentlib.Outcome, result string) {
 	}
 	span.SetAttributes(attrs...)
 	span.End()
-	if o.IsFailure() || a.b.State().State == statestore.StateHalfOpen {
+	// A failure may trip the breaker; a call ending while the breaker is
+	// not closed may be its half-open probe, whose verdict moves it.
+	if o.IsFailure() || !a.b.RetryAllowed() {
 		a.b.TraceTransition(at.server)
 	}
 }
