@@ -222,20 +222,21 @@ type attemptTrace struct {
 
 type attemptTraceKey struct{}
 
-// traceAttempt starts an attempt's client span: parent with the span,
-// for the attempt's context.
-func (s *Server) traceAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request) context.Context {
+// traceStart starts an attempt's client span: parent with the span, for
+// the attempt's context.
+func (a *attempt) traceStart(parent context.Context) context.Context {
+	s := a.s
 	if s.tracing == nil {
 		return parent
 	}
 	at := &attemptTrace{server: trace.SpanFromContext(parent)}
-	op := genAIOperation(req.api)
-	static := s.tracing.providers[p.Name]
+	op := genAIOperation(a.req.api)
+	static := s.tracing.providers[a.p.Name]
 	attrs := make([]attribute.KeyValue, 0, len(static)+6)
 	attrs = append(attrs, static...)
-	attrs = append(attrs, attrGenAIOperation.String(op), attrGenAIReqModel.String(model), attrBreaker.String(b.Name()),
-		attrDecision.String("allowed"), attrFallback.Bool(index > 0), attrStream.Bool(req.stream))
-	ctx, span := s.tracing.t.Start(parent, op+" "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	attrs = append(attrs, attrGenAIOperation.String(op), attrGenAIReqModel.String(a.model), attrBreaker.String(a.b.Name()),
+		attrDecision.String("allowed"), attrFallback.Bool(a.index > 0), attrStream.Bool(a.req.stream))
+	ctx, span := s.tracing.t.Start(parent, op+" "+a.model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	at.span = span
 	return context.WithValue(ctx, attemptTraceKey{}, at)
 }

@@ -51,8 +51,8 @@ func (h *hookRun) run() {
 	wk := &walk{s: h.s, ctx: r.Context()}
 	wk.traceDenied(h.p, h.deny)
 	wk.traceSkip(h.p, "tools")
-	ctx := h.s.traceAttempt(r.Context(), h.p, h.b, 0, "gpt-4o-mini", h.req)
-	a := &attempt{s: h.s, b: h.b, ctx: ctx}
+	a := &attempt{s: h.s, try: try{p: h.p, b: h.b, model: "gpt-4o-mini"}, req: h.req}
+	a.ctx = a.traceStart(r.Context())
 	out := httptest.NewRequest(http.MethodPost, "http://provider/v1/chat/completions", nil)
 	a.traceInject(out)
 	a.traceAnswer(h.body)
@@ -65,13 +65,13 @@ func TestTracing_OffAllocatesNothing(t *testing.T) {
 	s := &Server{} // no TracerProvider: s.tracing is nil
 	h := newHookRun(s, nil)
 	wk := &walk{s: s, ctx: context.Background()}
-	a := &attempt{s: s}
+	a := &attempt{s: s, try: try{p: h.p, model: "m"}, req: h.req}
 	if n := testing.AllocsPerRun(1000, func() {
 		_, span := s.traceServer(h.r, APIChat)
 		traceRoute(span, h.route, h.req)
 		wk.traceDenied(h.p, h.deny)
 		wk.traceSkip(h.p, "tools")
-		_ = s.traceAttempt(h.r.Context(), h.p, nil, 0, "m", h.req)
+		_ = a.traceStart(h.r.Context())
 		a.traceInject(h.r)
 		a.traceHedge()
 		a.traceAnswer(h.body)
