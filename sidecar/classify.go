@@ -40,7 +40,8 @@ type verdict struct {
 // will not heal by itself in a minute.
 const quotaOpen = 24 * time.Hour
 
-// classifyStatus applies PROVIDERS.md's table to an error status.
+// classifyStatus applies the table of what an answer says (package
+// provider's doc) to an error status.
 // retryAfter is how long the answer asked callers to stay away (its
 // Retry-After, or the reset of its exhausted rate limits).
 func classifyStatus(p *Provider, status int, body []byte, retryAfter time.Duration) verdict {

@@ -114,46 +114,6 @@ func TestTracing_TheHooksRecordWhatTheyRead(t *testing.T) {
 	}
 }
 
-func TestHasUsageObject(t *testing.T) {
-	for in, want := range map[string]bool{
-		`{"usage":null}`:                         false,
-		`{"usage": {"prompt_tokens":1}}`:         true,
-		`{"text":"\"usage\"","usage":{}}`:        true,
-		`{"choices":[{"delta":{"content":""}}]}`: false,
-	} {
-		if got := hasUsageObject([]byte(in)); got != want {
-			t.Errorf("hasUsageObject(%s) = %v, want %v", in, got, want)
-		}
-	}
-}
-
-func TestAnswerInfo_ReadsEachProvidersUsage(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		events  []string
-		model   string
-		in, out int64
-	}{
-		{"OpenAI answer", []string{`{"model":"gpt-4o","usage":{"prompt_tokens":10,"completion_tokens":2}}`}, "gpt-4o", 10, 2},
-		{"Anthropic answer with cache reads", []string{`{"model":"claude","usage":{"input_tokens":10,"cache_read_input_tokens":100,"cache_creation_input_tokens":5,"output_tokens":7}}`}, "claude", 115, 7},
-		{"Anthropic stream", []string{`{"type":"message_start","message":{"model":"claude","usage":{"input_tokens":9,"output_tokens":1}}}`, `{"type":"message_delta","usage":{"output_tokens":30}}`}, "claude", 9, 30},
-		{"Responses stream", []string{`{"type":"response.created","response":{"model":"gpt-4.1","usage":null}}`, `{"type":"response.completed","response":{"model":"gpt-4.1","usage":{"input_tokens":4,"output_tokens":8}}}`}, "gpt-4.1", 4, 8},
-		{"embeddings", []string{`{"model":"text-embedding-3-small","usage":{"prompt_tokens":3,"total_tokens":3}}`}, "text-embedding-3-small", 3, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var ai answerInfo
-			for _, e := range tc.events {
-				if !ai.read([]byte(e)) {
-					t.Fatalf("did not read %s", e)
-				}
-			}
-			if ai.model != tc.model || ai.input != tc.in || ai.output != tc.out || ai.hasOut != (tc.out > 0) {
-				t.Fatalf("read %+v, want model %s in %d out %d", ai, tc.model, tc.in, tc.out)
-			}
-		})
-	}
-}
-
 // BenchmarkTracingHooks: what tracing adds to one request with one
 // attempt, besides the export: off (no provider) and on (the SDK, spans
 // batched to an exporter that drops them).
