@@ -311,6 +311,12 @@ func (a *attempt) do() {
 		case resp.StatusCode == http.StatusNotFound:
 			a.s.log.Error().Str("provider", a.p.Name).Str("model", a.model).Str("reason", reason).Msg("configuration error at the provider (the model)")
 		}
+		if pb := a.s.breakers[a.p.Name]; v.accountWide && pb != nil {
+			if n := pb.spread(a.b, v.outcome); n > 0 {
+				a.s.log.Error().Str("provider", a.p.Name).Str("breaker", a.b.Name()).Int("breakers", n).
+					Msg("the key or the account was refused, not one model: every breaker of the provider this sidecar knows records it")
+			}
+		}
 		result := strconv.Itoa(resp.StatusCode)
 		switch {
 		case v.act == actAnswer && v.contextLength:

@@ -111,3 +111,69 @@ func TestSidecar_PerModelBreakers(t *testing.T) {
 		})
 	})
 }
+
+// TestSidecar_PerModelAccountWide: a 401 or an exhausted quota is the
+// key's or the account's, not one model's: with breakers per model it
+// opens every breaker of the provider the sidecar knows, the provider's
+// own too. A 403 may be one model's permission: it opens that model's
+// breaker only.
+func TestSidecar_PerModelAccountWide(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fault  fakeprovider.Fault
+		reason string // the trip's reason on every breaker that opens
+		spread bool
+	}{
+		{"a 401 opens them all as misconfigured", fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 401, Model: "gpt-4o"}, "misconfigured", true},
+		{"an exhausted quota opens them all for its Retry-After", fakeprovider.Fault{Kind: fakeprovider.FaultQuota, Model: "gpt-4o"}, "retry_after_capped", true},
+		{"a 403 opens the model's breaker only", fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 403, Model: "gpt-4o"}, "misconfigured", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "defaults:\n  consecutive_failures: 3\n  open_timeout: 1m\n", 0, "")
+			y := strings.Replace(sidecarYAML(r.fpURL, defaultRoutes), "api_key_env: OPENAI_API_KEY\n", "api_key_env: OPENAI_API_KEY\n    breaker: per_model\n", 1)
+			s := r.startSidecar(t, 0, y)
+			// The sidecar knows two models of openai, and openai's own breaker.
+			for _, m := range []string{"gpt-4o-mini", "o3"} {
+				if a := chat(t, s.url, strings.Replace(hello, "gpt-4o-mini", m, 1)); a.status != 200 || a.provider != "openai" {
+					t.Fatalf("%s: %d from %q", m, a.status, a.provider)
+				}
+			}
+			if err := r.fp.SetFault("openai", tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			if a := chat(t, s.url, strings.Replace(hello, "gpt-4o-mini", "gpt-4o", 1)); a.status != 200 || a.provider != "anthropic" {
+				t.Fatalf("gpt-4o: %d from %q", a.status, a.provider)
+			}
+			if ev := lastTrip(t, r, "openai.gpt-4o"); ev.Reason != tc.reason {
+				t.Fatalf("openai.gpt-4o's trip: %+v", ev.Transition)
+			}
+			others := []string{"openai.gpt-4o-mini", "openai.o3", "openai"}
+			if !tc.spread {
+				// The model's trip is journaled: had the others been told,
+				// they would have been in the same report.
+				for _, name := range others {
+					if st := r.c.Snapshot(t, name).State; st != statestore.StateClosed {
+						t.Fatalf("%s is %s after a 403 on gpt-4o", name, st)
+					}
+				}
+				if a := chat(t, s.url, hello); a.status != 200 || a.provider != "openai" {
+					t.Fatalf("gpt-4o-mini after gpt-4o's 403: %d from %q", a.status, a.provider)
+				}
+				return
+			}
+			for _, name := range others {
+				if ev := lastTrip(t, r, name); ev.Reason != tc.reason {
+					t.Fatalf("%s's trip: %+v", name, ev.Transition)
+				}
+			}
+			calls := r.fp.Calls("openai")
+			testcluster.Eventually(t, 2*time.Second, "gpt-4o-mini is served by anthropic, openai not called", func() bool {
+				a := chat(t, s.url, hello)
+				return a.provider == "anthropic" && strings.Contains(a.skipped(), "openai=open")
+			})
+			if n := r.fp.Calls("openai"); n != calls {
+				t.Fatalf("openai was called %d more times after the account-wide failure", n-calls)
+			}
+		})
+	}
+}
