@@ -1,13 +1,22 @@
 package sidecar_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fusebox-io/fusebox/fakeprovider"
 	"github.com/fusebox-io/fusebox/internal/testcluster"
+	"github.com/fusebox-io/fusebox/probe"
 	"github.com/fusebox-io/fusebox/sidecar"
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -175,5 +184,87 @@ func TestSidecar_PerModelAccountWide(t *testing.T) {
 				t.Fatalf("openai was called %d more times after the account-wide failure", n-calls)
 			}
 		})
+	}
+}
+
+// TestSidecar_PerModelCanary: a canary configured on the coordinator
+// under a per-model breaker's name probes that model only, keeps the
+// model's breaker open while the model is down, and closes it when the
+// model heals; the provider's other models are never probed and stay
+// served.
+func TestSidecar_PerModelCanary(t *testing.T) {
+	fp := fakeprovider.New()
+	var mu sync.Mutex
+	canaries := map[string]int{} // model → canary calls
+	fsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get(probe.HeaderCanary) != "" {
+			body, _ := io.ReadAll(req.Body)
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			var m struct{ Model string }
+			_ = json.Unmarshal(body, &m)
+			mu.Lock()
+			canaries[req.URL.Path+" "+m.Model]++
+			mu.Unlock()
+		}
+		fp.ServeHTTP(w, req)
+	}))
+	t.Cleanup(func() { fp.Close(); fsrv.Close() })
+	probed := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(canaries)
+	}
+	c := testcluster.Start(t, testcluster.Options{ConfigYAML: fmt.Sprintf(`
+defaults:
+  consecutive_failures: 3
+  open_timeout: 1m
+breakers:
+  openai.gpt-4o:
+    canary_interval: 100ms
+    canary_max_interval: 400ms
+    canary:
+      kind: openai
+      url: %s/openai/v1
+      model: gpt-4o
+      timeout: 1s
+`, fsrv.URL)})
+	r := &rig{c: c, fp: fp, fpURL: fsrv.URL}
+	y := strings.Replace(sidecarYAML(r.fpURL, defaultRoutes), "api_key_env: OPENAI_API_KEY\n", "api_key_env: OPENAI_API_KEY\n    breaker: per_model\n", 1)
+	s := r.startSidecar(t, 0, y)
+	if a := chat(t, s.url, hello); a.status != 200 || a.provider != "openai" {
+		t.Fatalf("gpt-4o-mini: %d from %q", a.status, a.provider)
+	}
+
+	if err := fp.SetFault("openai", fakeprovider.Fault{Kind: fakeprovider.FaultStatus, Status: 503, Model: "gpt-4o"}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Replace(hello, "gpt-4o-mini", "gpt-4o", 1)
+	for range 3 {
+		if a := chat(t, s.url, big); a.status != 200 || a.provider != "anthropic" {
+			t.Fatalf("gpt-4o during its outage: %d from %q", a.status, a.provider)
+		}
+	}
+	testcluster.Eventually(t, 3*time.Second, "gpt-4o's breaker opens", func() bool { return c.Snapshot(t, "openai.gpt-4o").State == statestore.StateOpen })
+	// While gpt-4o is down its canaries fail: the breaker stays open.
+	testcluster.Eventually(t, 5*time.Second, "two canaries of gpt-4o", func() bool { return probed()["/openai/v1/chat/completions gpt-4o"] >= 2 })
+	if st := c.Snapshot(t, "openai.gpt-4o").State; st == statestore.StateClosed {
+		t.Fatal("a failed canary closed the breaker")
+	}
+	if a := chat(t, s.url, hello); a.status != 200 || a.provider != "openai" {
+		t.Fatalf("gpt-4o-mini during gpt-4o's outage: %d from %q", a.status, a.provider)
+	}
+
+	fp.ClearFault("openai")
+	testcluster.Eventually(t, 5*time.Second, "a canary closes gpt-4o's breaker", func() bool { return c.Snapshot(t, "openai.gpt-4o").State == statestore.StateClosed })
+	testcluster.Eventually(t, 3*time.Second, "gpt-4o served by openai again", func() bool { return chat(t, s.url, big).provider == "openai" })
+	for k := range probed() {
+		if k != "/openai/v1/chat/completions gpt-4o" {
+			t.Fatalf("a canary probed %q; only gpt-4o has one: %v", k, probed())
+		}
+	}
+	for _, name := range []string{"openai.gpt-4o-mini", "openai"} {
+		if d, err := c.Store.Details(context.Background(), []string{name}); err != nil || d[0].State != statestore.StateClosed {
+			t.Fatalf("%s: %+v %v", name, d, err)
+		}
 	}
 }
