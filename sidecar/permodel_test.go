@@ -150,9 +150,15 @@ func TestSidecar_PerModelAccountWide(t *testing.T) {
 			if err := r.fp.SetFault("openai", tc.fault); err != nil {
 				t.Fatal(err)
 			}
-			if a := chat(t, s.url, strings.Replace(hello, "gpt-4o-mini", "gpt-4o", 1)); a.status != 200 || a.provider != "anthropic" {
-				t.Fatalf("gpt-4o: %d from %q", a.status, a.provider)
-			}
+			// Asked until its breaker trips: on a loaded machine a report
+			// can be lost to a moment of degraded mode.
+			testcluster.Eventually(t, 5*time.Second, "gpt-4o's breaker trips", func() bool {
+				if a := chat(t, s.url, strings.Replace(hello, "gpt-4o-mini", "gpt-4o", 1)); a.status != 200 || a.provider != "anthropic" {
+					t.Fatalf("gpt-4o: %d from %q", a.status, a.provider)
+				}
+				evs, err := r.c.Store.Events(context.Background(), "openai.gpt-4o", 1, "")
+				return err == nil && len(evs) == 1 && evs[0].Event == "trip"
+			})
 			if ev := lastTrip(t, r, "openai.gpt-4o"); ev.Reason != tc.reason {
 				t.Fatalf("openai.gpt-4o's trip: %+v", ev.Transition)
 			}
