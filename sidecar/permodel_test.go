@@ -245,12 +245,12 @@ breakers:
 		t.Fatal(err)
 	}
 	big := strings.Replace(hello, "gpt-4o-mini", "gpt-4o", 1)
-	for range 3 {
+	testcluster.Eventually(t, 5*time.Second, "gpt-4o's breaker opens", func() bool {
 		if a := chat(t, s.url, big); a.status != 200 || a.provider != "anthropic" {
 			t.Fatalf("gpt-4o during its outage: %d from %q", a.status, a.provider)
 		}
-	}
-	testcluster.Eventually(t, 3*time.Second, "gpt-4o's breaker opens", func() bool { return c.Snapshot(t, "openai.gpt-4o").State == statestore.StateOpen })
+		return c.Snapshot(t, "openai.gpt-4o").State == statestore.StateOpen
+	})
 	// While gpt-4o is down its canaries fail: the breaker stays open.
 	testcluster.Eventually(t, 5*time.Second, "two canaries of gpt-4o", func() bool { return probed()["/openai/v1/chat/completions gpt-4o"] >= 2 })
 	if st := c.Snapshot(t, "openai.gpt-4o").State; st == statestore.StateClosed {
