@@ -93,3 +93,27 @@ breakers:
 		}
 	})
 }
+
+// BenchmarkBreaker_RetryAllowed: the question a retry asks, beside the
+// snapshot read it replaced in the sidecar.
+func BenchmarkBreaker_RetryAllowed(b *testing.B) {
+	c := testcluster.Start(b, testcluster.Options{})
+	a := newAgent(b, c, "a1")
+	br := breaker(b, a, "openai")
+	b.Run("RetryAllowed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !br.RetryAllowed() {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("State", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if st := br.State(); !(st.Override == statestore.OverrideClosed || st.Override == statestore.OverrideNone && st.State == statestore.StateClosed) {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
