@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fusebox-io/fusebox/internal/logging"
@@ -74,6 +75,41 @@ func (b *Breaker) Name() string { return b.name }
 
 // State is the breaker's state as this agent mirrors it.
 func (b *Breaker) State() statestore.Snapshot { return b.view.Load().snap }
+
+// RetryAllowed reports whether a call that just failed may be tried again
+// at once on this breaker: true only while the breaker is closed as this
+// agent sees it (or forced closed by an operator); false while it is
+// open, half-open (its one probe is not spent on a retry), forced open,
+// or open on this agent only, and, while the agent is degraded, while its
+// local breaker is not closed. It reads the mirror only: no I/O and no
+// allocation, and no lock but the local breaker's while degraded. A true
+// answer is a moment's view: the retry's own Begin still decides.
+func (b *Breaker) RetryAllowed() bool {
+	v := b.view.Load()
+	switch v.snap.Override {
+	case statestore.OverrideClosed:
+		return true
+	case statestore.OverrideOpen:
+		return false
+	}
+	if !b.a.degraded.Load() {
+		return v.deny == nil
+	}
+	if b.a.mirrorLive.Load() && v.deny != nil {
+		return false
+	}
+	lb := b.local.Load()
+	if lb == nil { // degraded began while this breaker was being created
+		return v.deny == nil
+	}
+	lb.mu.Lock()
+	until := lb.openUntil
+	lb.mu.Unlock()
+	if !until.IsZero() && b.a.clock.Now().Before(until) {
+		return false
+	}
+	return lb.cb.State() == gobreaker.StateClosed
+}
 
 // Allow asks whether a call may go ahead. When it may, call done exactly
 // once with the call's Outcome. When it may not, err is a *DeniedError.

@@ -41,7 +41,8 @@ type OverrideRequest struct {
 
 // listBreakers serves one page of the breakers, sorted by name:
 // ?limit= (1-1000, default 100) after ?cursor= (the previous page's
-// next_cursor). next_cursor is empty on the last page.
+// next_cursor). next_cursor is empty on the last page. ?group= lists one
+// group's (groups.go).
 func (s *Server) listBreakers(c echo.Context) error {
 	limit := coordinator.DefaultPageSize
 	if v := c.QueryParam("limit"); v != "" {
@@ -54,6 +55,9 @@ func (s *Server) listBreakers(c echo.Context) error {
 	cursor := c.QueryParam("cursor")
 	if cursor != "" && !statestore.ValidName(cursor) {
 		return badRequest("cursor: want the next_cursor of the previous page, got %q", clipped(cursor))
+	}
+	if group := c.QueryParam("group"); group != "" {
+		return s.listGroup(c, group, cursor, limit)
 	}
 	page, err := s.d.Breakers(c.Request().Context(), cursor, limit)
 	if err != nil {

@@ -43,7 +43,10 @@ func chromium(t *testing.T) string {
 // breaker's sparkline when reports arrive, shows the routes' fallback
 // share and the agents by service with the degraded one marked, opens a
 // breaker's journal on a click, and its force-open button works with a
-// token. Screenshots (PNG) go to the test's temporary directory, or to
+// token. A sidecar's per-model breakers sit under a header row for their
+// provider (its own breaker with them) that shows the group's worst state
+// and folds; a breaker open for the callers' credentials shows as
+// misconfigured, in its own colour, live and as the API reads it. Screenshots (PNG) go to the test's temporary directory, or to
 // $FUSEBOX_DASHBOARD_SCREENSHOTS, a directory kept after the test.
 func TestDashboard_InChromium(t *testing.T) {
 	bin := chromium(t)
@@ -52,6 +55,12 @@ func TestDashboard_InChromium(t *testing.T) {
 	var entries []string
 	for i := range many {
 		entries = append(entries, fmt.Sprintf(`{"name":"svc-%03d","ok":1}`, i))
+	}
+	// A provider's breaker and its per-model ones; a per-model breaker
+	// whose provider has none of its own.
+	perModel := []string{"anthropic", "anthropic.claude-haiku-4-5", "anthropic.claude-sonnet-4-5", "ollama.llama3.2_1b"}
+	for _, n := range perModel {
+		entries = append(entries, fmt.Sprintf(`{"name":%q,"ok":1}`, n))
 	}
 	req, _ := http.NewRequest("POST", c.Coordinators[0].URL+"/v1/reports", strings.NewReader(`{"agent":"seed","breakers":[`+strings.Join(entries, ",")+`]}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -217,8 +226,8 @@ func TestDashboard_InChromium(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="openai"]`))); err != nil {
 		t.Fatal(err)
 	}
-	if n := evalInt(`document.querySelectorAll("#rows tr").length`); n != many+1 {
-		t.Fatalf("the page lists %d breakers, want %d", n, many+1)
+	if n := evalInt(`document.querySelectorAll("#rows tr[data-name]").length`); n != many+1+len(perModel) {
+		t.Fatalf("the page lists %d breakers, want %d", n, many+1+len(perModel))
 	}
 	if s := stateOf("openai"); s != "open" {
 		t.Fatalf("openai shows %q, want open", s)
@@ -260,6 +269,68 @@ func TestDashboard_InChromium(t *testing.T) {
 		t.Fatalf("svc-003's rate reads %q", rate)
 	}
 
+	// Per-model breakers under their provider's header row, the
+	// provider's own breaker first; breakers with no "." stand alone.
+	following := func(group string, n int) string {
+		return evalStr(fmt.Sprintf(`(() => { const out = []; let tr = document.querySelector('#rows tr.group[data-group=%q]');
+			for (let i = 0; i < %d && tr; i++, tr = tr.nextElementSibling) out.push(tr.dataset.name || "[" + tr.dataset.group + "]");
+			return out.join(" "); })()`, group, n))
+	}
+	if n := evalInt(`document.querySelectorAll("#rows tr.group").length`); n != 2 {
+		t.Fatalf("%d group rows, want anthropic's and ollama's", n)
+	}
+	if got := following("anthropic", 5); got != "[anthropic] anthropic anthropic.claude-haiku-4-5 anthropic.claude-sonnet-4-5 [ollama]" {
+		t.Fatalf("anthropic's group reads %q", got)
+	}
+	if got := following("ollama", 3); got != "[ollama] ollama.llama3.2_1b openai" {
+		t.Fatalf("ollama's group reads %q", got)
+	}
+	if n := evalInt(`document.querySelectorAll('#rows tr.member[data-name^="svc-"], #rows tr.member[data-name="openai"]').length`); n != 0 {
+		t.Fatalf("%d breakers with no \".\" were put in a group", n)
+	}
+	group := func(name string) string {
+		return fmt.Sprintf(`document.querySelector('#rows tr.group[data-group=%q]')`, name)
+	}
+	if st, counts := evalStr(group("anthropic")+`.dataset.state`), evalStr(group("anthropic")+`.querySelector(".gcount").textContent`); st != "closed" || counts != "3 breakers" {
+		t.Fatalf("anthropic's header: %s, %q", st, counts)
+	}
+
+	// A 401 on one model: its row shows misconfigured, in its own colour,
+	// live, and so does its group's header; the API's view says the same.
+	post(`{"agent":"web-1","service":"checkout","breakers":[{"name":"anthropic.claude-sonnet-4-5","fail":1,"trailing_fail":1,"misconfigured":1,"last_error":"anthropic: HTTP 401 authentication_error"}]}`)
+	sonnet := `document.querySelector('tr[data-name="anthropic.claude-sonnet-4-5"]')`
+	waitFor("claude-sonnet's row misconfigured", sonnet+`.dataset.state === "misconfigured" && `+sonnet+`.querySelector(".badge.misconfigured").textContent === "misconfigured"`, time.Second)
+	waitFor("anthropic's header misconfigured", group("anthropic")+`.dataset.state === "misconfigured" && `+group("anthropic")+`.querySelector(".gstate .badge.misconfigured")`, time.Second)
+	waitFor("claude-sonnet's strip ends misconfigured", strip("anthropic.claude-sonnet-4-5")+`.dataset.current === "misconfigured" && `+strip("anthropic.claude-sonnet-4-5")+`.lastElementChild.classList.contains("misconfigured")`, time.Second)
+	if mis, open := evalStr(`getComputedStyle(`+sonnet+`.querySelector(".badge")).backgroundColor`),
+		evalStr(`getComputedStyle(document.querySelector('tr[data-name="openai"] .badge')).backgroundColor`); mis == open || mis == "" {
+		t.Fatalf("misconfigured's badge is %q, open's %q: want its own colour", mis, open)
+	}
+	if got := following("anthropic", 2); got != "[anthropic] anthropic" {
+		t.Fatalf("the group's order moved by name: %q", got)
+	}
+	evalStr(`(getJSON("/v1/breakers/anthropic.claude-sonnet-4-5").then((b) => { render(b, false); document.body.dataset.refetched = String(b.misconfigured) }), "")`)
+	waitFor("the API's view, rendered", `document.body.dataset.refetched === "true" && `+sonnet+`.dataset.state === "misconfigured"`, 3*time.Second)
+	if !strings.Contains(evalStr(`document.getElementById("summary").textContent`), "1 misconfigured") {
+		t.Fatalf("the summary: %q", evalStr(`document.getElementById("summary").textContent`))
+	}
+	screenshot("dashboard-groups.png")
+
+	// A group folds and unfolds.
+	members := `[...document.querySelectorAll('#rows tr.member')].filter((tr) => tr.dataset.name.startsWith("anthropic")).map((tr) => getComputedStyle(tr).display).join(" ")`
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr.group[data-group="anthropic"] button.toggle`))); err != nil {
+		t.Fatal(err)
+	}
+	if got := evalStr(members); got != "none none none" || evalStr(group("anthropic")+`.dataset.collapsed`) != "true" {
+		t.Fatalf("folded, anthropic's members display %q", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr.group[data-group="anthropic"] button.toggle`))); err != nil {
+		t.Fatal(err)
+	}
+	if got := evalStr(members); strings.Contains(got, "none") || strings.Count(got, " ") != 2 {
+		t.Fatalf("unfolded, anthropic's members display %q", got)
+	}
+
 	// Agents by service, the degraded one marked; the routes' fallback
 	// share.
 	heartbeats()
@@ -288,7 +359,8 @@ func TestDashboard_InChromium(t *testing.T) {
 	c.Trip(t, "svc-009", 5)
 	waitFor("svc-009's trip on its strip", strip("svc-009")+`.dataset.current === "open"`, time.Second)
 	sortBy("trouble")
-	if first := evalStr(`[...document.querySelectorAll("#rows tr")].slice(0, 4).map(r => r.dataset.name).join(" ")`); first != "openai svc-007 svc-008 svc-009" {
+	// The misconfigured group first, its member in trouble first within it.
+	if first := evalStr(`[...document.querySelectorAll("#rows tr")].slice(0, 8).map(r => r.dataset.name || "[" + r.dataset.group + "]").join(" ")`); first != "[anthropic] anthropic.claude-sonnet-4-5 anthropic anthropic.claude-haiku-4-5 openai svc-007 svc-008 svc-009" {
 		t.Fatalf("not closed first: %q", first)
 	}
 

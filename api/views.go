@@ -7,9 +7,14 @@ import (
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
-// BreakerView is a breaker in the API's JSON.
+// BreakerView is a breaker in the API's JSON. Group is the name up to its
+// first "." (groups.go): a sidecar's per-model breakers share their
+// provider's. Misconfigured: open because the provider refused the
+// callers' credentials (a 401 or 403; the last transition's reason is
+// misconfigured), until misconfigured_open passes or a reset.
 type BreakerView struct {
 	Name           string         `json:"name"`
+	Group          string         `json:"group"`
 	State          string         `json:"state"`
 	Override       string         `json:"override"`
 	Effective      string         `json:"effective"`
@@ -23,6 +28,7 @@ type BreakerView struct {
 	LastTransition TransitionView `json:"last_transition"`
 	Policy         PolicyView     `json:"policy"`
 	Canary         bool           `json:"canary"`
+	Misconfigured  bool           `json:"misconfigured"`
 }
 
 // WindowView is the rolling window's totals.
@@ -65,7 +71,7 @@ func viewBreaker(b coordinator.Breaker) BreakerView {
 	}
 	p := b.Policy
 	return BreakerView{
-		Name: b.Name, State: string(b.State), Override: string(b.Override), Effective: b.Effective(),
+		Name: b.Name, Group: groupOf(b.Name), State: string(b.State), Override: string(b.Override), Effective: b.Effective(),
 		Version: b.Version, Epoch: b.Epoch, FailureCount: b.FailureCount,
 		Window:         WindowView{Calls: b.WindowCalls, Failures: b.WindowFailures, Slow: b.WindowSlow},
 		OpenUntil:      t(b.OpenUntil),
@@ -78,7 +84,8 @@ func viewBreaker(b coordinator.Breaker) BreakerView {
 			OpenTimeout: p.OpenTimeout.String(), MaxOpenTimeout: p.MaxOpenTimeout.String(),
 			HonorRetryAfter: p.HonorRetryAfter, HalfOpen: string(p.HalfOpen), ProbeTimeout: p.ProbeTimeout.String(),
 		},
-		Canary: b.HasCanary,
+		Canary:        b.HasCanary,
+		Misconfigured: b.Effective() == "open" && b.Reason == "misconfigured",
 	}
 }
 

@@ -8,7 +8,32 @@
 // between HTTP statuses and Anthropic's error types, Retry-After and
 // retry-after-ms (RetryAfter), and the rate-limit headers, read as "the
 // provider's limits are exhausted for this long" (Exhausted), which a
-// caller treats like a Retry-After.
+// caller treats like a Retry-After. The Responses API's stream events
+// (ResponsesStreamError, ResponsesStreamDone), the model lists of
+// GET /v1/models (ParseModelList), and the model and token counts an
+// answer reports (AnswerUsage) are read here too.
+//
+// What an answer says of the provider, the table callers classify
+// outcomes by (the sidecar's classifyStatus; ParseError reads the body):
+//
+//	connection refused or reset, a DNS or TLS   unwell: a failure; next provider
+//	error, a connect or first-byte timeout
+//	408, 429 rate limit, 500, 502 (an HTML      unwell: a failure; next provider; a
+//	page too), 503, 504, Anthropic's 529        Retry-After (or Exhausted) says for
+//	                                            how long
+//	429 insufficient_quota, 402 billing_error   out of quota or credit: a failure
+//	                                            that lasts; next provider
+//	401, 403                                    the key or its permissions: the
+//	                                            account's configuration, not an
+//	                                            outage; next provider
+//	404                                         the model: configuration; counts
+//	                                            against nothing; next provider
+//	400 (the context length too), 413, 422      the request's fault: the caller's
+//	                                            answer; counts against nothing
+//	a stream's error event, a stream cut off    a failure (an error event of a 4xx
+//	before its end marker                       type: the request's fault); next
+//	                                            provider while nothing was sent
+//	the caller cancelled                        nothing
 //
 // Translation: OpenAIToAnthropicRequest and AnthropicToOpenAIResponse let
 // an OpenAI client be served by Anthropic; AnthropicToOpenAIRequest and

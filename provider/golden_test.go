@@ -131,7 +131,7 @@ func TestGolden_AnthropicToOpenAIRequest(t *testing.T) {
 }
 
 func TestGolden_AnthropicToOpenAIResponse(t *testing.T) {
-	for _, in := range []string{"anthropic_response_tool_use.json", "anthropic_response_end_turn.json"} {
+	for _, in := range []string{"anthropic_response_tool_use.json", "anthropic_response_end_turn.json", "anthropic_response_parallel_tool_use.json"} {
 		t.Run(in, func(t *testing.T) {
 			body, err := AnthropicToOpenAIResponse(readTestdata(t, in), ResponseOptions{Clock: clock})
 			if err != nil {
@@ -205,13 +205,41 @@ func TestGolden_AnthropicToOpenAIStream(t *testing.T) {
 }
 
 func TestGolden_OpenAIToAnthropicStream(t *testing.T) {
-	for _, in := range []string{"openai_stream_text.sse", "openai_stream_tool_calls.sse"} {
+	for _, in := range []string{"openai_stream_text.sse", "openai_stream_tool_calls.sse", "openai_stream_parallel_tool_calls.sse"} {
 		t.Run(in, func(t *testing.T) {
 			out := translateOpenAIStream(t, readTestdata(t, in))
 			if last := out[len(out)-1]; last.Name != "message_stop" {
 				t.Fatalf("the last event is %s, not message_stop", last.Name)
 			}
 			golden(t, stem(in)+".to_anthropic.golden.sse", sse(out))
+		})
+	}
+}
+
+// Error bodies, both ways: each provider's documented errors as the
+// other's SDK would see them, by the status they came with.
+func TestGolden_ErrorBodies(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		status int
+	}{
+		{"openai_error_invalid_api_key.json", 401},
+		{"openai_error_insufficient_quota.json", 429},
+		{"openai_error_context_length.json", 400},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			golden(t, stem(tc.in)+".to_anthropic.golden.json", pretty(t, ToAnthropicError(tc.status, readTestdata(t, tc.in))))
+		})
+	}
+	for _, tc := range []struct {
+		in     string
+		status int
+	}{
+		{"anthropic_error_overloaded.json", 529},
+		{"anthropic_error_invalid_request.json", 400},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			golden(t, stem(tc.in)+".to_openai.golden.json", pretty(t, ToOpenAIError(tc.status, readTestdata(t, tc.in))))
 		})
 	}
 }

@@ -10,7 +10,9 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
+	anthropicshared "github.com/anthropics/anthropic-sdk-go/shared"
 	"github.com/openai/openai-go/v3"
+	openaishared "github.com/openai/openai-go/v3/shared"
 )
 
 // Proof with the official Anthropic SDK (anthropic-sdk-go v1, which sends
@@ -140,6 +142,22 @@ func TestAnthropicSDK_ReadsTranslatedStreams(t *testing.T) {
 			t.Fatalf("%s", m.RawJSON())
 		}
 	})
+	t.Run("openai-python's recorded stream of two parallel tool calls", func(t *testing.T) {
+		m := accumulate(t, sse(translateOpenAIStream(t, readTestdata(t, "openai_stream_parallel_tool_calls.sse"))))
+		if len(m.Content) != 2 || m.StopReason != "tool_use" || m.Usage.InputTokens != 149 || m.Usage.OutputTokens != 60 {
+			t.Fatalf("%s", m.RawJSON())
+		}
+		for i, want := range []struct{ id, name, input string }{
+			{"call_JMW1whyEaYG438VE1OIflxA2", "GetWeatherArgs", `{"city": "Edinburgh", "country": "GB", "units": "c"}`},
+			{"call_DNYTawLBoN8fj3KN6qU9N1Ou", "get_stock_price", `{"ticker": "AAPL", "exchange": "NASDAQ"}`},
+		} {
+			b := m.Content[i]
+			var got, exp any
+			if b.Type != "tool_use" || b.ID != want.id || b.Name != want.name || json.Unmarshal(b.Input, &got) != nil || json.Unmarshal([]byte(want.input), &exp) != nil || !jsonEqual(got, exp) {
+				t.Fatalf("block %d: %s", i, b.RawJSON())
+			}
+		}
+	})
 	t.Run("the spec's text stream", func(t *testing.T) {
 		m := accumulate(t, sse(translateOpenAIStream(t, readTestdata(t, "openai_stream_text.sse"))))
 		if len(m.Content) != 1 || m.Content[0].Text != "Hello" || m.StopReason != "end_turn" || m.ID != "msg_chatcmpl-123" {
@@ -176,7 +194,7 @@ func TestSDKs_StreamRoundTrips(t *testing.T) {
 			}
 		})
 	}
-	for _, in := range []string{"openai_stream_tool_calls.sse", "openai_stream_text.sse"} {
+	for _, in := range []string{"openai_stream_tool_calls.sse", "openai_stream_text.sse", "openai_stream_parallel_tool_calls.sse"} {
 		t.Run(in, func(t *testing.T) {
 			orig := readTestdata(t, in)
 			via := sse(translateAnthropicStream(t, sse(translateOpenAIStream(t, orig)), StreamOptions{IncludeUsage: true}))
@@ -296,6 +314,18 @@ func TestSDKs_DecodeEveryGolden(t *testing.T) {
 						if err := json.Unmarshal(ev.Data, &c); err != nil || c.Object != "chat.completion.chunk" || c.ID == "" {
 							t.Fatalf("chunk %d %s: %v", i, ev.Data, err)
 						}
+					}
+				}
+			case strings.Contains(base, "_error_"):
+				if toAnthropic {
+					var e anthropicshared.ErrorResponse
+					if err := json.Unmarshal(b, &e); err != nil || e.Type != "error" || e.Error.Type == "" || e.Error.Message == "" {
+						t.Fatalf("%v: %s", err, b)
+					}
+				} else {
+					var e struct{ Error openaishared.ErrorObject }
+					if err := json.Unmarshal(b, &e); err != nil || e.Error.Type == "" || e.Error.Message == "" {
+						t.Fatalf("%v: %s", err, b)
 					}
 				}
 			case strings.Contains(base, "request"):

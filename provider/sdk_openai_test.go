@@ -83,6 +83,27 @@ func TestOpenAISDK_ReadsTranslatedResponses(t *testing.T) {
 	}
 }
 
+func TestOpenAISDK_ReadsParallelToolUse(t *testing.T) {
+	body, err := AnthropicToOpenAIResponse(readTestdata(t, "anthropic_response_parallel_tool_use.json"), ResponseOptions{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := openAIClient(answer(t, 200, "application/json", body).URL).Chat.Completions.New(context.Background(), openAIParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Choices[0].Message
+	if c.Choices[0].FinishReason != "tool_calls" || !strings.HasPrefix(m.Content, "I'll use the test_tool twice") || len(m.ToolCalls) != 2 {
+		t.Fatalf("%+v", c)
+	}
+	for i, want := range []struct{ id, args string }{{"toolu_01L8GVQapA1HmggQcrwboukH", `{"count":1}`}, {"toolu_01J5Fvzxu7DP1Uh59c1kr5JD", `{"count":2}`}} {
+		tc := m.ToolCalls[i]
+		if tc.ID != want.id || tc.Function.Name != "test_tool" || tc.Function.Arguments != want.args || tc.Type != "function" {
+			t.Fatalf("tool call %d: %+v", i, tc)
+		}
+	}
+}
+
 func TestOpenAISDK_ReadsTranslatedStreams(t *testing.T) {
 	for _, tc := range []struct {
 		in, content, tool, args, finish string

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,29 +30,43 @@ var (
 type attemptKind int
 
 const (
-	attReady   attemptKind = iota // an answer to serve: a whole body, or a stream up to its first token
-	attAnswer                     // the provider's client error, for the caller
-	attContext                    // a 400 for the context length: the caller's, unless a larger-context fallback takes it
-	attNext                       // a failure: try the next provider
-	attRetry                      // a fast failure (refused, reset): the same provider may be tried again
-	attGone                       // the caller left, or another provider answered first
+	attUnsettled attemptKind = iota // nothing yet: a path that ends so is a failure
+	attReady                        // an answer to serve: a whole body, or a stream up to its first token
+	attAnswer                       // the provider's client error, for the caller
+	attContext                      // a 400 for the context length: the caller's, unless a larger-context fallback takes it
+	attNext                         // a failure: try the next provider
+	attRetry                        // a fast failure (refused, reset): the same provider may be tried again
+	attGone                         // the caller left, or another provider answered first
 )
+
+// try is what one attempt is asked to do: call one provider, for one
+// model (as sent to it), with the request built for it, under the call
+// its breaker allowed.
+type try struct {
+	p     *Provider
+	b     *agentlib.Breaker
+	call  agentlib.Call
+	model string
+	index int // in the route's chain
+	ob    *outbound
+}
 
 // attempt is one call to one provider. It runs in its own goroutine
 // until it has something to serve, fails, or is called off; the walk
-// then serves it (attReady) or moves on. Every attempt records exactly
-// one outcome with its breaker and one upstream-call count.
+// then serves it (attReady) or moves on.
+//
+// Every attempt records exactly one outcome with its breaker and one
+// upstream-call count, in one place: each phase (the call, do; serving a
+// stream, relayTo; a stream that lost the race, loseReady) settles the outcome
+// and result along its path and records them with a single deferred
+// finish. A phase that ends without settling (a panic, a return that
+// forgot to) records a failure.
 type attempt struct {
+	try
 	s     *Server
-	p     *Provider
-	b     *agentlib.Breaker
 	req   *request
-	ob    *outbound
-	model string
-	index int // in the route's chain
-	hedge bool
-	call  agentlib.Call
 	start time.Time
+	hedge bool
 	out   chan<- *attempt
 
 	ctx    context.Context
@@ -62,7 +77,7 @@ type attempt struct {
 	finished      chan struct{} // closed when do returns
 	lost, won     chan struct{}
 	loseOnce      sync.Once
-	endOnce       sync.Once
+	recordOnce    sync.Once
 
 	// Set by do before the attempt reports.
 	kind   attemptKind
@@ -76,19 +91,30 @@ type attempt struct {
 	relay relay
 	head  []provider.Event // events up to the first token, in the client's format
 	fin   bool             // the stream ended within head
+
+	// What the breaker records, settled along the path of the phase that
+	// runs (do; then, for a stream, relayTo or loseReady) and recorded by
+	// its deferred finish. result is the upstream-call metric's label; ""
+	// until settled.
+	outcome agentlib.Outcome
+	result  string
+	// serving: the stream phase has begun (relayTo or loseReady); do's finish
+	// holds a ready stream's outcome for it.
+	serving bool
 }
 
-func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request, o *outbound, call agentlib.Call, out chan<- *attempt) *attempt {
+// launch starts an attempt beside the walk.
+func (wk *walk) launch(t try) *attempt {
 	a := &attempt{
-		s: s, p: p, b: b, req: req, ob: o, model: model, index: index, call: call, start: time.Now(), out: out,
+		try: t, s: wk.s, req: wk.req, start: time.Now(), out: wk.evs,
 		responded: make(chan struct{}), finished: make(chan struct{}), lost: make(chan struct{}), won: make(chan struct{}),
 	}
 	// An attempt outlives the request that started it: a hedge's loser
 	// may need to run on until it counts as hung. The walk cancels every
 	// attempt when the caller leaves first.
-	parent = s.traceAttempt(parent, p, b, index, model, req)
+	parent := a.traceStart(wk.ctx)
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
-	ctx, stop := context.WithDeadlineCause(ctx, a.start.Add(p.Total), errTotal)
+	ctx, stop := context.WithDeadlineCause(ctx, a.start.Add(a.p.Total), errTotal)
 	a.ctx, a.cancel = ctx, func(cause error) { cancel(cause); stop() }
 	go a.run()
 	return a
@@ -97,20 +123,27 @@ func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Bre
 func (a *attempt) run() {
 	go a.watchLost()
 	a.do()
+	kind := a.kind // the walk owns the attempt once it reported
 	a.out <- a
-	if a.kind != attReady || !a.req.stream {
-		if a.kind != attReady {
+	if kind != attReady || !a.req.stream {
+		if kind != attReady {
 			a.cancel(nil)
 		}
 		return
 	}
 	select {
-	case <-a.won: // the walk serves the stream
+	case <-a.won: // the walk serves the stream (relayTo)
 	case <-a.lost:
-		// Another answer was served; this provider answered well.
-		a.end(agentlib.Success(), "hedge_lost")
-		a.close()
+		a.loseReady()
 	}
+}
+
+// loseReady ends a stream that was ready when another answer was
+// served: this provider answered well.
+func (a *attempt) loseReady() {
+	a.serving = true
+	defer a.finish()
+	a.settle(attReady, "", agentlib.Success(), "hedge_lost")
 }
 
 // lose tells the attempt another answer was served.
@@ -156,55 +189,98 @@ func (a *attempt) hasResponded() bool {
 	}
 }
 
-// end records the attempt's outcome, once.
-func (a *attempt) end(o agentlib.Outcome, result string) {
-	a.endOnce.Do(func() {
-		a.traceEnd(o, result)
-		a.call.Done(o)
-		a.s.metrics.upstream.WithLabelValues(a.p.Name, result).Inc()
-		if result == "200" {
+// settle sets what came of the attempt: what the walk does with it (in
+// the call phase), a reason for the caller and the log, and the outcome
+// its breaker records with the metric's result. It records nothing: the
+// phase's deferred finish does.
+func (a *attempt) settle(kind attemptKind, why string, o agentlib.Outcome, result string) {
+	if !a.serving { // the walk reads kind and why once the call phase reported
+		a.kind, a.why = kind, why
+	}
+	a.outcome, a.result = o, result
+}
+
+// finish records what the phase settled on, once per attempt, and
+// releases what it holds. Deferred by each phase: do (a ready stream's
+// outcome is held for the stream phase), relayTo and loseReady. A phase
+// that ended without settling is a failure. A panic in the call phase,
+// the attempt's own goroutine, is logged and the walk moves on; one
+// while a stream is served goes on to the HTTP server, which cuts the
+// response (never a normal finish).
+func (a *attempt) finish() {
+	r := recover()
+	switch {
+	case r != nil:
+		why := fmt.Sprintf("%s: internal error: %v", a.p.Name, r)
+		a.s.log.Error().Str("provider", a.p.Name).Str("breaker", a.b.Name()).Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).
+			Msg("an attempt panicked: counted as a failure")
+		a.settle(attNext, why, agentlib.Failure(errors.New(why)), "internal_error")
+	case !a.serving && a.kind == attReady && a.req.stream:
+		return // held: the stream's end settles it (relayTo, loseReady)
+	case a.result == "":
+		why := a.p.Name + ": the attempt ended with no outcome"
+		a.s.log.Error().Str("provider", a.p.Name).Str("breaker", a.b.Name()).Msg(why)
+		a.settle(attNext, why, agentlib.Failure(errors.New(why)), "internal_error")
+	}
+	if !a.serving {
+		a.why = a.s.redact.string(a.why)
+	}
+	a.record()
+	if a.serving || a.kind != attReady {
+		a.close()
+	}
+	if r != nil && a.serving {
+		panic(r)
+	}
+}
+
+// record reports the settled outcome to the breaker and counts the
+// upstream call, once.
+func (a *attempt) record() {
+	a.recordOnce.Do(func() {
+		a.traceEnd(a.outcome, a.result)
+		a.call.Done(a.outcome)
+		a.s.metrics.upstream.WithLabelValues(a.p.Name, a.result).Inc()
+		if a.result == "200" {
 			a.s.metrics.latency.WithLabelValues(a.p.Name).Observe(time.Since(a.start).Seconds())
 		}
 	})
 }
 
+// close releases the provider's response; a stream's phase also ends
+// the attempt's context.
 func (a *attempt) close() {
 	if a.resp != nil {
 		_ = a.resp.Body.Close()
 	}
-	a.cancel(nil)
-}
-
-// fail ends the attempt with kind, a reason for the caller and the log,
-// and the outcome its breaker records.
-func (a *attempt) fail(kind attemptKind, why string, o agentlib.Outcome, result string) {
-	a.kind, a.why = kind, a.s.redact.string(why)
-	a.end(o, result)
-	if a.resp != nil {
-		_ = a.resp.Body.Close()
+	if a.serving {
+		a.cancel(nil)
 	}
 }
 
 // gone reports whether the attempt ended because the caller left or it
-// lost a race, and records that (neither says anything about the provider).
+// lost a race, and settles that (neither says anything about the provider).
 func (a *attempt) gone() bool {
 	switch context.Cause(a.ctx) {
 	case errLost:
-		a.fail(attGone, "", agentlib.Ignored(), "hedge_lost")
+		a.settle(attGone, "", agentlib.Ignored(), "hedge_lost")
 		return true
 	case context.Canceled:
-		a.fail(attGone, "", agentlib.Ignored(), "client_gone")
+		a.settle(attGone, "", agentlib.Ignored(), "client_gone")
 		return true
 	}
 	return false
 }
 
+// do is the call phase: it calls the provider and settles what came of
+// it, up to a whole answer or a stream's first token.
 func (a *attempt) do() {
 	defer close(a.finished)
+	defer a.finish()
 	up := a.s.upstreams[a.p.Name]
 	hreq, err := a.ob.request(a.ctx)
 	if err != nil { // a URL from a validated base URL: cannot happen
-		a.fail(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "bad_request")
+		a.settle(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "bad_request")
 		return
 	}
 	a.traceInject(hreq)
@@ -235,56 +311,28 @@ func (a *attempt) do() {
 		case resp.StatusCode == http.StatusNotFound:
 			a.s.log.Error().Str("provider", a.p.Name).Str("model", a.model).Str("reason", reason).Msg("configuration error at the provider (the model)")
 		}
-		if v.act == actAnswer {
-			a.kind, a.status, a.body = attAnswer, resp.StatusCode, a.s.redact.bytes(body)
-			if v.contextLength {
-				a.kind, a.why = attContext, reason
+		if pb := a.s.breakers[a.p.Name]; v.accountWide && pb != nil {
+			if n := pb.spread(a.b, v.outcome); n > 0 {
+				a.s.log.Error().Str("provider", a.p.Name).Str("breaker", a.b.Name()).Int("breakers", n).
+					Msg("the key or the account was refused, not one model: every breaker of the provider this sidecar knows records it")
 			}
-			a.end(v.outcome, strconv.Itoa(resp.StatusCode))
-			_ = resp.Body.Close()
-			return
 		}
-		a.fail(attNext, reason, v.outcome, strconv.Itoa(resp.StatusCode))
+		result := strconv.Itoa(resp.StatusCode)
+		switch {
+		case v.act == actAnswer && v.contextLength:
+			a.settle(attContext, reason, v.outcome, result)
+			a.status, a.body = resp.StatusCode, a.s.redact.bytes(body)
+		case v.act == actAnswer:
+			a.settle(attAnswer, "", v.outcome, result)
+			a.status, a.body = resp.StatusCode, a.s.redact.bytes(body)
+		default:
+			a.settle(attNext, reason, v.outcome, result)
+		}
 		return
 	}
 	a.exhausted(resp.Header)
 	if !a.req.stream {
-		a.markResponded()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
-		_ = resp.Body.Close()
-		if err != nil {
-			if a.gone() {
-				return
-			}
-			why := fmt.Sprintf("%s: response cut off: %s", a.p.Name, a.cause(err))
-			a.fail(attRetry, why, agentlib.Failure(errors.New(why)), "transport_error")
-			return
-		}
-		if len(body) > maxUpstreamBody {
-			// The provider answered; no other would answer smaller.
-			a.kind, a.status = attAnswer, http.StatusBadGateway
-			a.body = provider.OpenAIErrorBody(fmt.Sprintf("%s answered with more than %d MiB", a.p.Name, maxUpstreamBody>>20), "fusebox_answer_too_large", "", "")
-			a.end(agentlib.Success(), "too_large")
-			return
-		}
-		a.traceAnswer(body)
-		out, err := convertBody(a.ob.conv, body)
-		if err != nil {
-			why := a.p.Name + ": its answer could not be read: " + err.Error()
-			if errors.Is(err, provider.ErrUntranslatable) {
-				// It answered well; this side cannot say it in the
-				// caller's format: the next provider may.
-				var ue *provider.UntranslatableError
-				errors.As(err, &ue)
-				a.skip = "untranslatable_answer:" + ue.Field
-				a.fail(attNext, why, agentlib.Success(), "untranslatable")
-				return
-			}
-			a.fail(attNext, why, agentlib.Failure(fmt.Errorf("%s: %w", a.p.Name, err)), "bad_answer")
-			return
-		}
-		a.kind, a.body = attReady, out
-		a.end(agentlib.Success(), "200")
+		a.readWhole(resp)
 		return
 	}
 	a.rd = bufio.NewReaderSize(resp.Body, 64<<10)
@@ -305,7 +353,7 @@ func (a *attempt) do() {
 			if errors.As(err, &ue) {
 				a.skip = "untranslatable_answer:" + ue.Field
 			}
-			a.fail(attNext, why, o, result)
+			a.settle(attNext, why, o, result)
 			return
 		}
 		a.head = append(a.head, evs...)
@@ -316,11 +364,106 @@ func (a *attempt) do() {
 	}
 	if !firstToken.Stop() && context.Cause(a.ctx) == errFirstToken {
 		why := fmt.Sprintf("%s: %v (%s)", a.p.Name, errFirstToken, a.p.FirstToken)
-		a.fail(attNext, why, agentlib.Failure(errors.New(why)), "first_token_timeout")
+		a.settle(attNext, why, agentlib.Failure(errors.New(why)), "first_token_timeout")
 		return
 	}
 	a.markResponded()
-	a.kind = attReady
+	a.kind = attReady // held: relayTo or loseReady settles it
+}
+
+// readWhole reads a whole answer and settles the attempt with it, in the
+// client's format.
+func (a *attempt) readWhole(resp *http.Response) {
+	a.markResponded()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	_ = resp.Body.Close()
+	if err != nil {
+		if a.gone() {
+			return
+		}
+		why := fmt.Sprintf("%s: response cut off: %s", a.p.Name, a.cause(err))
+		a.settle(attRetry, why, agentlib.Failure(errors.New(why)), "transport_error")
+		return
+	}
+	if len(body) > maxUpstreamBody {
+		// The provider answered; no other would answer smaller.
+		a.settle(attAnswer, "", agentlib.Success(), "too_large")
+		a.status = http.StatusBadGateway
+		a.body = provider.OpenAIErrorBody(fmt.Sprintf("%s answered with more than %d MiB", a.p.Name, maxUpstreamBody>>20), "fusebox_answer_too_large", "", "")
+		return
+	}
+	a.traceAnswer(body)
+	out, err := convertBody(a.ob.conv, body)
+	if err != nil {
+		why := a.p.Name + ": its answer could not be read: " + err.Error()
+		var ue *provider.UntranslatableError
+		if errors.As(err, &ue) {
+			// It answered well; this side cannot say it in the caller's
+			// format: the next provider may.
+			a.skip = "untranslatable_answer:" + ue.Field
+			a.settle(attNext, why, agentlib.Success(), "untranslatable")
+			return
+		}
+		a.settle(attNext, why, agentlib.Failure(fmt.Errorf("%s: %w", a.p.Name, err)), "bad_answer")
+		return
+	}
+	a.settle(attReady, "", agentlib.Success(), "200")
+	a.body = out
+}
+
+// relayTo is the stream phase of a ready stream the walk serves: it writes
+// the events up to the first token, then the rest as they come, to w
+// (its headers already written).
+// A stream that fails after it began ends with an error event (and no
+// end marker), never a fake normal finish.
+func (a *attempt) relayTo(ctx context.Context, w http.ResponseWriter) {
+	a.serving = true
+	defer a.finish()
+	// The caller hanging up ends the stream's upstream call at once.
+	defer context.AfterFunc(ctx, func() { a.cancel(context.Canceled) })()
+	fl, _ := w.(http.Flusher)
+	write := func(evs []provider.Event) error {
+		for _, ev := range evs {
+			if _, err := w.Write(ev.Bytes()); err != nil {
+				return err
+			}
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return nil
+	}
+	if write(a.head) != nil {
+		a.settle(attReady, "", agentlib.Ignored(), "client_gone")
+		return
+	}
+	stall := time.AfterFunc(a.p.Stall, func() { a.cancel(errStall) })
+	defer stall.Stop()
+	for fin := a.fin; !fin; {
+		evs, done, err := a.read()
+		if err != nil {
+			if ctx.Err() != nil {
+				a.settle(attReady, "", agentlib.Ignored(), "client_gone")
+				return
+			}
+			why := a.s.redact.string(a.p.Name + ": " + err.Error())
+			o, result := streamOutcome(why, err)
+			if errors.Is(err, errStall) {
+				why, result = fmt.Sprintf("%s: the stream stalled for %s", a.p.Name, a.p.Stall), "stall"
+				o = agentlib.Failure(errors.New(why))
+			}
+			a.settle(attReady, "", o, result)
+			_ = write([]provider.Event{streamErrorEvent(a.req.api, "the provider's stream failed: "+why, err)})
+			return
+		}
+		stall.Reset(a.p.Stall)
+		if write(evs) != nil {
+			a.settle(attReady, "", agentlib.Ignored(), "client_gone")
+			return
+		}
+		fin = done
+	}
+	a.settle(attReady, "", agentlib.Success(), "200")
 }
 
 // exhausted reports an answer whose rate-limit headers say the limit is
@@ -359,16 +502,16 @@ func (a *attempt) transportFailure(err error) {
 	switch cause := context.Cause(a.ctx); {
 	case cause == errFirstToken:
 		why = fmt.Sprintf("%s: %v (%s)", a.p.Name, errFirstToken, a.p.FirstToken)
-		a.fail(attNext, why, agentlib.Failure(errors.New(why)), "first_token_timeout")
+		a.settle(attNext, why, agentlib.Failure(errors.New(why)), "first_token_timeout")
 	case cause == errTotal:
-		a.fail(attNext, why, o, "total_timeout")
+		a.settle(attNext, why, o, "total_timeout")
 	case strings.Contains(err.Error(), "timeout awaiting response headers"):
 		why = fmt.Sprintf("%s: no first byte within the first-byte timeout (%s)", a.p.Name, a.p.FirstByte)
-		a.fail(attNext, why, agentlib.Failure(errors.New(why)), "first_byte_timeout")
+		a.settle(attNext, why, agentlib.Failure(errors.New(why)), "first_byte_timeout")
 	case isTimeout(err):
-		a.fail(attNext, why, o, "connect_timeout")
+		a.settle(attNext, why, o, "connect_timeout")
 	default:
-		a.fail(attRetry, why, o, "transport_error")
+		a.settle(attRetry, why, o, "transport_error")
 	}
 }
 

@@ -112,3 +112,36 @@ func (pb *providerBreakers) get(model string) *agentlib.Breaker {
 	pb.models.Store(model, b)
 	return b
 }
+
+// spread records o, a failure that is the key's or the account's rather
+// than one model's (a 401, an exhausted quota or billing), on every other
+// breaker of the provider this sidecar knows: each model's it made, and
+// the provider's own. Each one that is closed records it as one call, so
+// it opens the way the breaker that met the failure does (misconfigured,
+// or for the quota's long Retry-After); one already open or probing is
+// left alone. Models this sidecar has not used yet, and other sidecars'
+// models, learn it from their own first call. It returns how many
+// breakers recorded it. Per provider, there is no other breaker.
+func (pb *providerBreakers) spread(from *agentlib.Breaker, o agentlib.Outcome) int {
+	if pb.p.Granularity != PerModel {
+		return 0
+	}
+	n := 0
+	record := func(b *agentlib.Breaker) {
+		if b == from || !b.RetryAllowed() {
+			return
+		}
+		done, err := b.Allow()
+		if err != nil {
+			return
+		}
+		done(o)
+		n++
+	}
+	record(pb.base)
+	pb.models.Range(func(_, v any) bool {
+		record(v.(*agentlib.Breaker))
+		return true
+	})
+	return n
+}

@@ -30,6 +30,11 @@ type verdict struct {
 	quota   bool
 	// misconfigured: a 401 or 403, refused for who called.
 	misconfigured bool
+	// accountWide: the failure is the key's or the account's, not one
+	// model's (a 401, quota or billing): with breakers per model, every
+	// breaker of the provider records it. A 403 is not: it may be one
+	// model's permission (a key without access to that model).
+	accountWide bool
 	// contextLength: a 400 for a prompt longer than the model's context,
 	// which a route's context_window_fallbacks may take.
 	contextLength bool
@@ -40,7 +45,8 @@ type verdict struct {
 // will not heal by itself in a minute.
 const quotaOpen = 24 * time.Hour
 
-// classifyStatus applies PROVIDERS.md's table to an error status.
+// classifyStatus applies the table of what an answer says (package
+// provider's doc) to an error status.
 // retryAfter is how long the answer asked callers to stay away (its
 // Retry-After, or the reset of its exhausted rate limits).
 func classifyStatus(p *Provider, status int, body []byte, retryAfter time.Duration) verdict {
@@ -50,7 +56,7 @@ func classifyStatus(p *Provider, status int, body []byte, retryAfter time.Durati
 	switch {
 	case status == http.StatusTooManyRequests && (code == "insufficient_quota" || typ == "insufficient_quota"),
 		status == http.StatusPaymentRequired, typ == "billing_error":
-		return verdict{outcome: agentlib.FailureRetryAfter(err, max(quotaOpen, retryAfter)), act: actNext, reason: "quota or billing: " + msg, quota: true}
+		return verdict{outcome: agentlib.FailureRetryAfter(err, max(quotaOpen, retryAfter)), act: actNext, reason: "quota or billing: " + msg, quota: true, accountWide: true}
 	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
 		// 408, 429 rate limit, 5xx (HTML 502s included), Anthropic 529.
 		// A Retry-After keeps the whole cluster off it until then.
@@ -59,7 +65,7 @@ func classifyStatus(p *Provider, status int, body []byte, retryAfter time.Durati
 		// Refused for who called (a key, a permission): the cluster's
 		// breaker opens in the long-lived misconfigured state. The next
 		// provider may still serve.
-		return verdict{outcome: agentlib.Misconfigured(err), act: nextOr(p), reason: err.Error(), misconfigured: true}
+		return verdict{outcome: agentlib.Misconfigured(err), act: nextOr(p), reason: err.Error(), misconfigured: true, accountWide: status == http.StatusUnauthorized}
 	case status == http.StatusNotFound:
 		// The model, here: a configuration error, not an outage; it never
 		// counts against the breaker.

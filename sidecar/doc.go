@@ -7,7 +7,7 @@
 // any OpenAI-compatible server), passes over the ones that cannot serve
 // the request (a capability they declare they lack, a request with no
 // faithful translation for them) or whose cluster-wide breaker denies,
-// classifies every outcome the way PROVIDERS.md's table says, reports it
+// classifies every outcome by the table in package provider's doc, reports it
 // through agentlib, and moves on to the next provider on failure.
 // Breakers are per provider, or per provider and model.
 //

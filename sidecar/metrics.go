@@ -31,7 +31,7 @@ func newMetrics(degraded func() bool) *metrics {
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_served_total",
 			Help: "Requests served, by provider and whether it was a fallback."}, []string{"provider", "fallback"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_upstream_calls_total",
-			Help: "Calls that left for a provider, each counted once when it ended, by provider and result: an HTTP status, transport_error, connect_timeout, first_byte_timeout, first_token_timeout, total_timeout, stall, stream_error, bad_answer, untranslatable (it answered well, in what the caller's format cannot say), too_large, client_gone (the caller hung up), hedge_lost (another provider answered first)."}, []string{"provider", "result"}),
+			Help: "Calls that left for a provider, each counted once when it ended, by provider and result: an HTTP status, transport_error, connect_timeout, first_byte_timeout, first_token_timeout, total_timeout, stall, stream_error, bad_answer, untranslatable (it answered well, in what the caller's format cannot say), too_large, client_gone (the caller hung up), hedge_lost (another provider answered first), internal_error (a fault of the sidecar's own, logged)."}, []string{"provider", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fusebox_sidecar_upstream_seconds",
 			Help: "Duration of successful provider calls.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}, []string{"provider"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fusebox_sidecar_skipped_total",

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -177,19 +176,9 @@ func (m *modelLists) fetch(ctx context.Context, p *Provider) ([]string, error) {
 		e := provider.ParseError(body)
 		return nil, fmt.Errorf("HTTP %d %s", resp.StatusCode, strings.TrimSpace(e.Message))
 	}
-	var l struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &l); err != nil {
+	ids, err := provider.ParseModelList(body)
+	if err != nil {
 		return nil, fmt.Errorf("not a model list")
-	}
-	ids := make([]string, 0, len(l.Data))
-	for _, d := range l.Data {
-		if d.ID != "" {
-			ids = append(ids, d.ID)
-		}
 	}
 	return ids, nil
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/provider"
-	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Response headers.
@@ -215,7 +214,7 @@ func (wk *walk) retry(a *attempt) bool {
 	if wk.tries[a.index] >= s.cfg.Retry.Attempts-1 {
 		return false
 	}
-	if st := a.b.State(); !(st.Override == statestore.OverrideClosed || st.Override == statestore.OverrideNone && st.State == statestore.StateClosed) {
+	if !a.b.RetryAllowed() {
 		return false
 	}
 	if !s.budget.spend(time.Now()) {
@@ -232,7 +231,9 @@ func (wk *walk) retry(a *attempt) bool {
 	}
 	wk.tries[a.index]++
 	s.metrics.retries.WithLabelValues(a.p.Name).Inc()
-	wk.running = append(wk.running, s.newAttempt(wk.ctx, a.p, a.b, a.index, a.model, wk.req, a.ob, call, wk.evs))
+	t := a.try
+	t.call = call
+	wk.running = append(wk.running, wk.launch(t))
 	wk.armHedge()
 	return true
 }
@@ -294,7 +295,7 @@ func (wk *walk) startNext() bool {
 		if wk.ctxSwitched {
 			wk.triedAfter = true
 		}
-		wk.running = append(wk.running, wk.s.newAttempt(wk.ctx, p, b, i, model, wk.req, ob, call, wk.evs))
+		wk.running = append(wk.running, wk.launch(try{p: p, b: b, call: call, model: model, index: i, ob: ob}))
 		wk.armHedge()
 		return true
 	}
@@ -452,55 +453,10 @@ func (s *Server) serve(ctx context.Context, w http.ResponseWriter, a *attempt, h
 		_, _ = w.Write(a.body)
 		return
 	}
-	defer a.close()
-	// The caller hanging up ends the stream's upstream call at once.
-	defer context.AfterFunc(ctx, func() { a.cancel(context.Canceled) })()
-	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	write := func(evs []provider.Event) error {
-		for _, ev := range evs {
-			if _, err := w.Write(ev.Bytes()); err != nil {
-				return err
-			}
-		}
-		if fl != nil {
-			fl.Flush()
-		}
-		return nil
-	}
-	if write(a.head) != nil {
-		a.end(agentlib.Ignored(), "client_gone")
-		return
-	}
-	stall := time.AfterFunc(a.p.Stall, func() { a.cancel(errStall) })
-	defer stall.Stop()
-	for fin := a.fin; !fin; {
-		evs, done, err := a.read()
-		if err != nil {
-			if ctx.Err() != nil {
-				a.end(agentlib.Ignored(), "client_gone")
-				return
-			}
-			why := s.redact.string(a.p.Name + ": " + err.Error())
-			o, result := streamOutcome(why, err)
-			if errors.Is(err, errStall) {
-				why, result = fmt.Sprintf("%s: the stream stalled for %s", a.p.Name, a.p.Stall), "stall"
-				o = agentlib.Failure(errors.New(why))
-			}
-			a.end(o, result)
-			_ = write([]provider.Event{streamErrorEvent(a.req.api, "the provider's stream failed: "+why, err)})
-			return
-		}
-		stall.Reset(a.p.Stall)
-		if write(evs) != nil {
-			a.end(agentlib.Ignored(), "client_gone")
-			return
-		}
-		fin = done
-	}
-	a.end(agentlib.Success(), "200")
+	a.relayTo(ctx, w)
 }
 
 // answerClientError returns a provider's client error to the caller, in

@@ -77,29 +77,11 @@ func (anthropicPass) end() error { return errIncomplete }
 type responsesPass struct{}
 
 func (responsesPass) next(ev provider.Event) ([]provider.Event, bool, error) {
-	switch eventName(ev) {
-	case "error":
-		var e struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(ev.Data, &e)
-		return nil, false, &provider.StreamError{Type: "error", Code: e.Code, Message: e.Message}
-	case "response.failed":
-		var e struct {
-			Response struct {
-				Error struct {
-					Code    string `json:"code"`
-					Message string `json:"message"`
-				} `json:"error"`
-			} `json:"response"`
-		}
-		_ = json.Unmarshal(ev.Data, &e)
-		return nil, false, &provider.StreamError{Type: "response.failed", Code: e.Response.Error.Code, Message: e.Response.Error.Message}
-	case "response.completed", "response.incomplete":
-		return []provider.Event{ev}, true, nil
+	name := eventName(ev)
+	if se := provider.ResponsesStreamError(name, ev.Data); se != nil {
+		return nil, false, se
 	}
-	return []provider.Event{ev}, false, nil
+	return []provider.Event{ev}, provider.ResponsesStreamDone(name), nil
 }
 
 func (responsesPass) end() error { return errIncomplete }

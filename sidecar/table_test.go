@@ -36,9 +36,10 @@ routes:
 retry: {attempts: 3, base: 5ms, max: 20ms}
 `
 
-// TestSidecar_ProvidersTable runs every row of PROVIDERS.md's table
-// against the fake provider: does the outcome count against the breaker,
-// and does the sidecar move on to the next provider.
+// TestSidecar_ProvidersTable runs every row of the table of what an
+// answer says (package provider's doc) against the fake provider: does
+// the outcome count against the breaker, and does the sidecar move on to
+// the next provider.
 func TestSidecar_ProvidersTable(t *testing.T) {
 	r := newRig(t, tablePolicy, 1, tableRoutes)
 	s := r.sidecars[0]

@@ -1,9 +1,7 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/fusebox-io/fusebox/agentlib"
 	"github.com/fusebox-io/fusebox/provider"
-	"github.com/fusebox-io/fusebox/statestore"
 )
 
 // Tracing. With a TracerProvider in Options, each request is a server
@@ -217,26 +214,27 @@ func (wk *walk) traceDenied(p *Provider, err error) {
 // serves), one after the other.
 type attemptTrace struct {
 	span, server trace.Span
-	answer       answerInfo
+	answer       provider.AnswerUsage
 	seenModel    bool
 }
 
 type attemptTraceKey struct{}
 
-// traceAttempt starts an attempt's client span: parent with the span,
-// for the attempt's context.
-func (s *Server) traceAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request) context.Context {
+// traceStart starts an attempt's client span: parent with the span, for
+// the attempt's context.
+func (a *attempt) traceStart(parent context.Context) context.Context {
+	s := a.s
 	if s.tracing == nil {
 		return parent
 	}
 	at := &attemptTrace{server: trace.SpanFromContext(parent)}
-	op := genAIOperation(req.api)
-	static := s.tracing.providers[p.Name]
+	op := genAIOperation(a.req.api)
+	static := s.tracing.providers[a.p.Name]
 	attrs := make([]attribute.KeyValue, 0, len(static)+6)
 	attrs = append(attrs, static...)
-	attrs = append(attrs, attrGenAIOperation.String(op), attrGenAIReqModel.String(model), attrBreaker.String(b.Name()),
-		attrDecision.String("allowed"), attrFallback.Bool(index > 0), attrStream.Bool(req.stream))
-	ctx, span := s.tracing.t.Start(parent, op+" "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	attrs = append(attrs, attrGenAIOperation.String(op), attrGenAIReqModel.String(a.model), attrBreaker.String(a.b.Name()),
+		attrDecision.String("allowed"), attrFallback.Bool(a.index > 0), attrStream.Bool(a.req.stream))
+	ctx, span := s.tracing.t.Start(parent, op+" "+a.model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	at.span = span
 	return context.WithValue(ctx, attemptTraceKey{}, at)
 }
@@ -271,7 +269,7 @@ func (a *attempt) traceAnswer(body []byte) {
 		return
 	}
 	if at := a.trace(); at != nil {
-		at.answer.read(body)
+		at.answer.Read(body)
 	}
 }
 
@@ -284,11 +282,11 @@ func (a *attempt) traceEvent(ev provider.Event) {
 		return
 	}
 	at := a.trace()
-	if at == nil || (at.seenModel && !hasUsageObject(ev.Data)) {
+	if at == nil || (at.seenModel && !provider.HasUsageObject(ev.Data)) {
 		return
 	}
-	if at.answer.read(ev.Data) {
-		at.seenModel = at.seenModel || at.answer.model != ""
+	if at.answer.Read(ev.Data) {
+		at.seenModel = at.seenModel || at.answer.Model != ""
 	}
 }
 
@@ -308,7 +306,7 @@ func (a *attempt) traceEnd(o agentlib.Outcome, result string) {
 	if a.resp != nil {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(a.resp.StatusCode))
 	}
-	attrs = at.answer.attrs(attrs)
+	attrs = usageAttrs(&at.answer, attrs)
 	if et := errorType(result); et != "" {
 		attrs = append(attrs, attrErrorType.String(et))
 		desc := a.why
@@ -319,7 +317,9 @@ func (a *attempt) traceEnd(o agentlib.Outcome, result string) {
 	}
 	span.SetAttributes(attrs...)
 	span.End()
-	if o.IsFailure() || a.b.State().State == statestore.StateHalfOpen {
+	// A failure may trip the breaker; a call ending while the breaker is
+	// not closed may be its half-open probe, whose verdict moves it.
+	if o.IsFailure() || !a.b.RetryAllowed() {
 		a.b.TraceTransition(at.server)
 	}
 }
@@ -334,100 +334,16 @@ func errorType(result string) string {
 	return result
 }
 
-// answerInfo is the model and token counts of a provider's answer.
-type answerInfo struct {
-	model         string
-	input, output int64
-	hasIn, hasOut bool
-}
-
-// usageDoc reads the model and usage wherever the providers put them: at
-// the top (OpenAI's answers and chunks, Anthropic's answer and
-// message_delta, a Responses answer), in message (Anthropic's
-// message_start) or in response (the Responses API's stream events).
-type usageDoc struct {
-	Model    string      `json:"model"`
-	Usage    *usageCount `json:"usage"`
-	Message  *usageInner `json:"message"`
-	Response *usageInner `json:"response"`
-}
-
-type usageInner struct {
-	Model string      `json:"model"`
-	Usage *usageCount `json:"usage"`
-}
-
-type usageCount struct {
-	PromptTokens     *int64 `json:"prompt_tokens"`
-	CompletionTokens *int64 `json:"completion_tokens"`
-	InputTokens      *int64 `json:"input_tokens"`
-	OutputTokens     *int64 `json:"output_tokens"`
-	// Anthropic counts cached input apart; the conventions' input tokens
-	// include it.
-	CacheRead     int64 `json:"cache_read_input_tokens"`
-	CacheCreation int64 `json:"cache_creation_input_tokens"`
-}
-
-// read merges what data says; false when it is not a JSON object.
-func (ai *answerInfo) read(data []byte) bool {
-	var d usageDoc
-	if json.Unmarshal(data, &d) != nil {
-		return false
+// usageAttrs adds the model and token counts the answer reported.
+func usageAttrs(u *provider.AnswerUsage, attrs []attribute.KeyValue) []attribute.KeyValue {
+	if u.Model != "" {
+		attrs = append(attrs, attrGenAIRespModel.String(u.Model))
 	}
-	top := usageInner{Model: d.Model, Usage: d.Usage}
-	for _, in := range [...]*usageInner{&top, d.Message, d.Response} {
-		if in == nil {
-			continue
-		}
-		if in.Model != "" && ai.model == "" {
-			ai.model = in.Model
-		}
-		if u := in.Usage; u != nil {
-			switch {
-			case u.InputTokens != nil:
-				ai.input, ai.hasIn = *u.InputTokens+u.CacheRead+u.CacheCreation, true
-			case u.PromptTokens != nil:
-				ai.input, ai.hasIn = *u.PromptTokens, true
-			}
-			switch {
-			case u.OutputTokens != nil:
-				ai.output, ai.hasOut = *u.OutputTokens, true
-			case u.CompletionTokens != nil:
-				ai.output, ai.hasOut = *u.CompletionTokens, true
-			}
-		}
+	if u.HasInput {
+		attrs = append(attrs, attrGenAIInput.Int64(u.Input))
 	}
-	return true
-}
-
-func (ai *answerInfo) attrs(attrs []attribute.KeyValue) []attribute.KeyValue {
-	if ai.model != "" {
-		attrs = append(attrs, attrGenAIRespModel.String(ai.model))
-	}
-	if ai.hasIn {
-		attrs = append(attrs, attrGenAIInput.Int64(ai.input))
-	}
-	if ai.hasOut {
-		attrs = append(attrs, attrGenAIOutput.Int64(ai.output))
+	if u.HasOutput {
+		attrs = append(attrs, attrGenAIOutput.Int64(u.Output))
 	}
 	return attrs
-}
-
-// hasUsageObject reports whether data has a "usage" member that is an
-// object (OpenAI's chunks say "usage":null until the last one).
-func hasUsageObject(data []byte) bool {
-	for rest := data; ; {
-		i := bytes.Index(rest, []byte(`"usage"`))
-		if i < 0 {
-			return false
-		}
-		rest = rest[i+len(`"usage"`):]
-		j := 0
-		for j < len(rest) && (rest[j] == ' ' || rest[j] == ':' || rest[j] == '\t' || rest[j] == '\n' || rest[j] == '\r') {
-			j++
-		}
-		if j < len(rest) && rest[j] == '{' {
-			return true
-		}
-	}
 }

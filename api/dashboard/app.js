@@ -11,6 +11,13 @@
 // routes served and their fallback share (GET /v1/routes), the agents by
 // service with the degraded ones marked (GET /v1/agents), and a breaker's
 // journal when its name is clicked.
+//
+// Breakers are grouped by the part of their name before the first ".":
+// a sidecar's per-model breakers (openai.gpt-4o) sit under a header row
+// for their provider (openai), with the provider's own breaker, and the
+// header shows the group's worst state and folds its members away. A
+// breaker open because the provider refused the callers' credentials
+// (misconfigured) shows as its own state.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +29,7 @@ const RATES_EVERY = 2000;
 const SIDE_EVERY = 3000;
 
 const rows = new Map(); // breaker name -> row (see newRow)
+const groups = new Map(); // group name -> group (see newGroup)
 let token = sessionStorage.getItem("fusebox.token") || "";
 let lastEventId = "";
 let streamAbort = null;
@@ -95,6 +103,12 @@ function svgEl(tag, attrs) {
   return el;
 }
 
+// displayState is what a breaker shows: its effective state, or
+// "misconfigured" when it is open for the callers' credentials.
+function displayState(b) {
+  return b.misconfigured ? "misconfigured" : b.effective;
+}
+
 function badge(state) {
   const b = document.createElement("span");
   b.className = "badge " + state;
@@ -127,9 +141,152 @@ function pollRatesSoon() {
   }, 100);
 }
 
-function sortKey(name, effective) {
-  if ($("sort").value === "trouble") return (effective === "closed" ? "1" : "0") + name;
+function sortKey(name, state) {
+  if ($("sort").value === "trouble") return (state === "closed" ? "1" : "0") + name;
   return name;
+}
+
+// rowKey sorts a row: by itself, or, in a group, after its group's header
+// (a group sorts by its name, and by its worst state when trouble comes
+// first).
+function rowKey(r) {
+  const own = sortKey(r.name, displayState(r.data));
+  return r.group ? groupKey(r.group) + "\u0001" + own : own;
+}
+
+// ---- groups ----
+
+// The worst first: what a group's header shows.
+const SEVERITY = { closed: 0, forced_closed: 1, half_open: 2, forced_open: 3, open: 4, misconfigured: 5 };
+
+function groupName(name) {
+  return name.split(".")[0];
+}
+
+function groupKey(g) {
+  return sortKey(g.name, g.worst);
+}
+
+function newGroup(name) {
+  const tr = document.createElement("tr");
+  tr.className = "group";
+  tr.dataset.group = name;
+  const td = document.createElement("td");
+  td.colSpan = 8;
+  const toggle = document.createElement("button");
+  toggle.type = "button";
+  toggle.className = "toggle";
+  toggle.dataset.action = "toggle";
+  toggle.title = "fold or unfold its breakers";
+  toggle.setAttribute("aria-expanded", "true");
+  toggle.textContent = "▾";
+  toggle.addEventListener("click", () => toggleGroup(name));
+  const label = document.createElement("span");
+  label.className = "gname";
+  label.textContent = name;
+  const state = document.createElement("span");
+  state.className = "gstate";
+  const counts = document.createElement("span");
+  counts.className = "small gcount";
+  td.append(toggle, label, state, counts);
+  tr.appendChild(td);
+  const g = { name, tr, toggle, state, counts, members: new Set(), collapsed: false, worst: "closed" };
+  groups.set(name, g);
+  tr.dataset.key = groupKey(g) + "\u0000";
+  insertSorted(tr);
+  return g;
+}
+
+// join puts a new row in its group: a per-model breaker's group is made
+// with it, and takes in the provider's own breaker if there is one.
+function join(r) {
+  const name = groupName(r.name);
+  let g = groups.get(name);
+  if (!g && r.name.includes(".")) {
+    g = newGroup(name);
+    const own = rows.get(name);
+    if (own) addMember(g, own);
+  }
+  if (g) addMember(g, r);
+}
+
+function addMember(g, r) {
+  g.members.add(r.name);
+  r.group = g;
+  r.tr.classList.add("member");
+  r.tr.classList.toggle("collapsed", g.collapsed);
+  r.tr.dataset.key = rowKey(r);
+  insertSorted(r.tr);
+}
+
+// leave takes a row out of its group; a group left with no per-model
+// breaker goes, and the provider's own breaker stands alone again.
+function leave(r) {
+  const g = r.group;
+  if (!g) return;
+  g.members.delete(r.name);
+  r.group = null;
+  if ([...g.members].some((n) => n.includes("."))) {
+    updateGroup(g);
+    return;
+  }
+  for (const n of g.members) {
+    const m = rows.get(n);
+    if (!m) continue;
+    m.group = null;
+    m.tr.classList.remove("member", "collapsed");
+    m.tr.dataset.key = rowKey(m);
+    insertSorted(m.tr);
+  }
+  g.tr.remove();
+  groups.delete(g.name);
+}
+
+// updateGroup shows a group's worst state and counts, hides its header
+// when the filter hides every member, and moves the group when its worst
+// state moves it.
+function updateGroup(g) {
+  let worst = "closed", trouble = 0, shown = 0;
+  for (const n of g.members) {
+    const r = rows.get(n);
+    if (!r) continue;
+    const st = displayState(r.data);
+    if (SEVERITY[st] > SEVERITY[worst]) worst = st;
+    if (st !== "closed") trouble++;
+    if (!r.tr.classList.contains("hidden")) shown++;
+  }
+  g.tr.dataset.state = worst;
+  g.state.replaceChildren(badge(worst));
+  g.counts.textContent = g.members.size + (g.members.size === 1 ? " breaker" : " breakers") + (trouble ? ", " + trouble + " not closed" : "");
+  g.tr.classList.toggle("hidden", shown === 0);
+  if (worst !== g.worst) {
+    g.worst = worst;
+    rekeyGroup(g);
+  }
+}
+
+function rekeyGroup(g) {
+  const key = groupKey(g) + "\u0000";
+  if (key === g.tr.dataset.key) return;
+  g.tr.dataset.key = key;
+  insertSorted(g.tr);
+  const members = [...g.members].map((n) => rows.get(n)).filter(Boolean);
+  for (const m of members) m.tr.dataset.key = rowKey(m);
+  members.sort((a, b) => (a.tr.dataset.key < b.tr.dataset.key ? -1 : 1));
+  g.tr.after(...members.map((m) => m.tr));
+}
+
+function toggleGroup(name) {
+  const g = groups.get(name);
+  if (!g) return;
+  g.collapsed = !g.collapsed;
+  for (const n of g.members) {
+    const r = rows.get(n);
+    if (r) r.tr.classList.toggle("collapsed", g.collapsed);
+  }
+  g.tr.dataset.collapsed = String(g.collapsed);
+  g.toggle.textContent = g.collapsed ? "▸" : "▾";
+  g.toggle.setAttribute("aria-expanded", String(!g.collapsed));
 }
 
 function newRow(b) {
@@ -162,10 +319,11 @@ function newRow(b) {
     btn.addEventListener("click", () => askOverride(b.name, action));
     actions.appendChild(btn);
   }
-  const r = { name: b.name, tr, data: b, strip, spark, rate, visible: false, ratesLoaded: false, tl: { events: [], seen: new Set(), loaded: false, truncated: false, base: null } };
+  const r = { name: b.name, tr, data: b, group: null, strip, spark, rate, visible: false, ratesLoaded: false, tl: { events: [], seen: new Set(), loaded: false, truncated: false, base: null } };
   rows.set(b.name, r);
-  tr.dataset.key = sortKey(b.name, b.effective);
+  tr.dataset.key = rowKey(r);
   insertSorted(tr);
+  join(r);
   visibility.observe(tr);
   return r;
 }
@@ -175,8 +333,9 @@ function render(b, flash) {
   if (!r) r = newRow(b);
   r.data = b;
   const tr = r.tr;
-  tr.dataset.state = b.effective;
-  tr.children[COL.state].replaceChildren(badge(b.effective));
+  const state = displayState(b);
+  tr.dataset.state = state;
+  tr.children[COL.state].replaceChildren(badge(state));
   tr.children[COL.failures].textContent = b.failure_count != null ? String(b.failure_count) : "";
   tr.children[COL.until].textContent = until(b);
   const lt = b.last_transition || {};
@@ -186,7 +345,7 @@ function render(b, flash) {
   small.className = "small";
   small.textContent = [ago(lt.at), lt.last_error].filter(Boolean).join(" · ");
   tr.children[COL.change].replaceChildren(when, small);
-  const key = sortKey(b.name, b.effective);
+  const key = rowKey(r);
   if (key !== tr.dataset.key) {
     tr.dataset.key = key;
     insertSorted(tr);
@@ -198,6 +357,7 @@ function render(b, flash) {
   }
   renderStrip(r.strip, r);
   applyFilter(tr);
+  if (r.group) updateGroup(r.group);
   summarize();
   if (b.name === selected) renderJournalHead(r);
 }
@@ -222,10 +382,14 @@ function insertSorted(tr) {
 }
 
 function resort() {
-  const all = [...rows.values()];
-  for (const r of all) r.tr.dataset.key = sortKey(r.name, r.data.effective);
-  all.sort((a, b) => (a.tr.dataset.key < b.tr.dataset.key ? -1 : 1));
-  $("rows").append(...all.map((r) => r.tr));
+  for (const g of groups.values()) g.tr.dataset.key = groupKey(g) + "\u0000";
+  const all = [...rows.values()].map((r) => {
+    r.tr.dataset.key = rowKey(r);
+    return r.tr;
+  });
+  all.push(...[...groups.values()].map((g) => g.tr));
+  all.sort((a, b) => (a.dataset.key < b.dataset.key ? -1 : 1));
+  $("rows").append(...all);
 }
 
 function applyFilter(tr) {
@@ -237,13 +401,15 @@ function applyFilter(tr) {
 }
 
 function summarize() {
-  const n = { closed: 0, open: 0, half_open: 0, forced: 0 };
+  const n = { closed: 0, open: 0, half_open: 0, forced: 0, misconfigured: 0 };
   for (const { data } of rows.values()) {
-    if (data.effective.startsWith("forced_")) n.forced++;
-    else n[data.effective] = (n[data.effective] || 0) + 1;
+    const st = displayState(data);
+    if (st.startsWith("forced_")) n.forced++;
+    else n[st] = (n[st] || 0) + 1;
   }
-  $("summary").textContent = rows.size + " breakers: " + n.closed + " closed, " + n.open + " open, " + n.half_open + " half-open, " + n.forced + " forced";
-  $("summary").classList.toggle("trouble", n.open + n.half_open > 0);
+  $("summary").textContent = rows.size + " breakers: " + n.closed + " closed, " + n.open + " open, " + n.half_open + " half-open, " + n.forced + " forced" +
+    (n.misconfigured ? ", " + n.misconfigured + " misconfigured" : "");
+  $("summary").classList.toggle("trouble", n.open + n.half_open + n.misconfigured > 0);
 }
 
 // remove drops a deleted or expired breaker's row.
@@ -253,6 +419,7 @@ function remove(name) {
   visibility.unobserve(r.tr);
   r.tr.remove();
   rows.delete(name);
+  leave(r);
   summarize();
 }
 
@@ -262,13 +429,19 @@ function stateClass(s) {
   return s.startsWith("forced_") ? "forced" : s;
 }
 
+// eventState is the state an event left its breaker in, as the page shows
+// it: a trip for the callers' credentials is misconfigured.
+function eventState(e) {
+  return e.new_state === "open" && e.reason === "misconfigured" ? "misconfigured" : e.new_state;
+}
+
 // addToTimeline records a journaled event on its breaker's strip; events
 // come from the timelines read and from the stream, each once.
 function addToTimeline(r, e) {
   const key = e.cursor || e.id + "/" + e.breaker;
   if (r.tl.seen.has(key)) return false;
   r.tl.seen.add(key);
-  r.tl.events.push({ t: new Date(e.timestamp).getTime(), id: e.id, old: e.old_state, state: e.new_state, event: e.event, reason: e.reason });
+  r.tl.events.push({ t: new Date(e.timestamp).getTime(), id: e.id, old: e.old_state, state: eventState(e), event: e.event, reason: e.reason });
   return true;
 }
 
@@ -500,7 +673,7 @@ function journalItem(e) {
 }
 
 function renderJournalHead(r) {
-  $("journalTitle").replaceChildren(document.createTextNode(r.name + " "), badge(r.data.effective));
+  $("journalTitle").replaceChildren(document.createTextNode(r.name + " "), badge(displayState(r.data)));
   renderStrip($("journalStrip"), r);
 }
 
@@ -562,7 +735,7 @@ function onEvent(e) {
     if (e.breaker === selected) $("journalEvents").insertBefore(journalItem(e), $("journalEvents").firstChild);
   }
   if (r && e.version >= (r.data.version || 0) && e.event !== "probe_started") {
-    render(Object.assign({}, r.data, { effective: e.new_state, version: e.version, failure_count: e.failure_count,
+    render(Object.assign({}, r.data, { effective: e.new_state, misconfigured: eventState(e) === "misconfigured", version: e.version, failure_count: e.failure_count,
       last_transition: { reason: e.reason, actor: e.actor, at: e.timestamp, last_error: e.last_error } }), true);
   } else if (r) {
     renderStrip(r.strip, r);
@@ -710,8 +883,12 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.removeItem("fusebox.token");
     location.reload();
   });
-  $("filter").addEventListener("input", () => rows.forEach(({ tr }) => applyFilter(tr)));
-  $("stateFilter").addEventListener("change", () => rows.forEach(({ tr }) => applyFilter(tr)));
+  const refilter = () => {
+    rows.forEach(({ tr }) => applyFilter(tr));
+    groups.forEach(updateGroup);
+  };
+  $("filter").addEventListener("input", refilter);
+  $("stateFilter").addEventListener("change", refilter);
   $("sort").addEventListener("change", resort);
   $("journalClose").addEventListener("click", closeJournal);
   $("journalOlder").addEventListener("click", () => { if (selected) loadJournal(selected); });
