@@ -134,9 +134,11 @@ end
 
 if s.state == 'open' then
   -- Late outcomes of calls that were in flight when it tripped. A longer
-  -- Retry-After extends the open time, for everyone: a transition.
+  -- Retry-After extends the open time, for everyone: a transition. One
+  -- that moves the deadline by a second or less is the same wish heard
+  -- again (every call in flight hears it, a few ms apart): no transition.
   local ra, capped = retry_after(retry_after_ms)
-  if ra > 0 and NOW + ra > s.open_until and (not fenced or gen == s.gen) then
+  if ra > 0 and NOW + ra > s.open_until + 1000 and (not fenced or gen == s.gen) then
     s.open_until = NOW + ra
     if last_error ~= '' then
       s.last_error = last_error

@@ -203,10 +203,16 @@ func TestStore_Report(t *testing.T) {
 			if r.Transition == nil || r.Transition.Event != "extend" || r.Version != before+1 || r.Transition.OldState != "open" {
 				t.Fatalf("extension: %+v %+v, want an extend transition at version %d", r.Snapshot, r.Transition, before+1)
 			}
-			// A shorter one changes nothing.
+			// A shorter one changes nothing, nor does the same one heard
+			// again by a call that ended a moment later (it would move the
+			// deadline by that moment).
 			r = report(t, s, "ra", p, statestore.Batch{Fail: 1, RetryAfter: 10 * time.Second})
 			if r.Transition != nil || r.Version != before+1 {
 				t.Fatalf("a shorter Retry-After moved the breaker: %+v", r)
+			}
+			r = report(t, s, "ra", p, statestore.Batch{Fail: 1, RetryAfter: 40 * time.Second})
+			if r.Transition != nil || r.Version != before+1 {
+				t.Fatalf("the same Retry-After heard again moved the breaker: %+v", r.Transition)
 			}
 		})
 
