@@ -99,7 +99,8 @@ func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request, body []byte,
 		}
 		switch f.Kind {
 		case FaultStreamError:
-			sse(w, "", map[string]any{"error": map[string]any{"message": "The server had an error while processing your request.", "type": "server_error", "param": nil, "code": nil}})
+			sse(w, "", map[string]any{"error": map[string]any{"message": "The server had an error while processing your request." + echoedKey(r, f),
+				"type": "server_error", "param": nil, "code": nil}})
 		case FaultStall:
 			s.stall(w, r)
 		default:
@@ -190,7 +191,7 @@ func (s *Server) anthropicMessages(w http.ResponseWriter, r *http.Request, body 
 		}
 		switch f.Kind {
 		case FaultStreamError:
-			sse(w, "error", map[string]any{"type": "error", "error": map[string]string{"type": "overloaded_error", "message": "Overloaded"}})
+			sse(w, "error", map[string]any{"type": "error", "error": map[string]string{"type": "overloaded_error", "message": "Overloaded" + echoedKey(r, f)}})
 		case FaultStall:
 			s.stall(w, r)
 		default:
@@ -270,4 +271,13 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request, body []byte,
 func (s *Server) ollamaTags(w http.ResponseWriter, _ *http.Request, _ []byte, _ request, _ *Fault) {
 	writeJSON(w, 200, map[string]any{"models": []any{map[string]any{"name": "llama3.2:1b", "model": "llama3.2:1b", "size": 1321098329,
 		"details": map[string]string{"family": "llama", "parameter_size": "1.2B"}}}})
+}
+
+// echoedKey is what a stream_error fault with EchoKey adds to its
+// message: the key the request carried.
+func echoedKey(r *http.Request, f *Fault) string {
+	if !f.EchoKey {
+		return ""
+	}
+	return " (key: " + firstHeader(r, "Authorization", "X-Api-Key") + ")"
 }

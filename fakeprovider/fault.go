@@ -67,8 +67,9 @@ type Fault struct {
 	// sends rate-limit headers saying the requests are exhausted until
 	// then.
 	Reset Duration `json:"reset,omitempty"`
-	// EchoKey puts the API key the request carried into a status fault's
-	// error message, as some providers and proxies do.
+	// EchoKey puts the API key the request carried into a status, quota
+	// or stream_error fault's error message, as some providers and proxies
+	// do.
 	EchoKey bool `json:"echo_key,omitempty"`
 }
 

@@ -343,7 +343,9 @@ func (a *attempt) do() {
 			if a.gone() {
 				return
 			}
-			why := a.p.Name + ": " + err.Error()
+			// The provider's own words (a stream's error event) may echo
+			// the key: redacted before they become the cluster's last_error.
+			why := a.s.redact.string(a.p.Name + ": " + err.Error())
 			o, result := streamOutcome(why, err)
 			if context.Cause(a.ctx) == errFirstToken {
 				why, result = fmt.Sprintf("%s: %v (%s)", a.p.Name, errFirstToken, a.p.FirstToken), "first_token_timeout"
@@ -381,7 +383,7 @@ func (a *attempt) readWhole(resp *http.Response) {
 		if a.gone() {
 			return
 		}
-		why := fmt.Sprintf("%s: response cut off: %s", a.p.Name, a.cause(err))
+		why := a.s.redact.string(fmt.Sprintf("%s: response cut off: %s", a.p.Name, a.cause(err)))
 		a.settle(attRetry, why, agentlib.Failure(errors.New(why)), "transport_error")
 		return
 	}
@@ -395,7 +397,7 @@ func (a *attempt) readWhole(resp *http.Response) {
 	a.traceAnswer(body)
 	out, err := convertBody(a.ob.conv, body)
 	if err != nil {
-		why := a.p.Name + ": its answer could not be read: " + err.Error()
+		why := a.s.redact.string(a.p.Name + ": its answer could not be read: " + err.Error())
 		var ue *provider.UntranslatableError
 		if errors.As(err, &ue) {
 			// It answered well; this side cannot say it in the caller's
@@ -404,7 +406,7 @@ func (a *attempt) readWhole(resp *http.Response) {
 			a.settle(attNext, why, agentlib.Success(), "untranslatable")
 			return
 		}
-		a.settle(attNext, why, agentlib.Failure(fmt.Errorf("%s: %w", a.p.Name, err)), "bad_answer")
+		a.settle(attNext, why, agentlib.Failure(errors.New(why)), "bad_answer")
 		return
 	}
 	a.settle(attReady, "", agentlib.Success(), "200")
@@ -497,7 +499,7 @@ func (a *attempt) transportFailure(err error) {
 	if a.gone() {
 		return
 	}
-	why := fmt.Sprintf("%s: %s", a.p.Name, a.cause(err))
+	why := a.s.redact.string(fmt.Sprintf("%s: %s", a.p.Name, a.cause(err)))
 	o := agentlib.Failure(errors.New(why))
 	switch cause := context.Cause(a.ctx); {
 	case cause == errFirstToken:

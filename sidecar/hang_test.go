@@ -240,6 +240,44 @@ func TestSidecar_RedactsKeys(t *testing.T) {
 			t.Fatalf("a key reached the caller or the log:\n%s\n%s", a.body, logs.String())
 		}
 	}
+	// An exhausted quota everywhere: the sidecar's own 503 says why, and
+	// not with the key.
+	for _, p := range []string{"openai", "anthropic", "ollama"} {
+		resetBreakers(t, r, s.agent)
+		if err := r.fp.SetFault(p, fakeprovider.Fault{Kind: fakeprovider.FaultQuota, EchoKey: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a = chat(t, s.url, hello)
+	if a.status != 503 || strings.Contains(a.body, key) || strings.Contains(a.body, testEnv["ANTHROPIC_API_KEY"]) {
+		t.Fatalf("quota everywhere: %d %s", a.status, a.body)
+	}
+	// A stream whose error event echoes the key, before its first token
+	// (the sidecar moves on) and after it (the client's stream ends with
+	// an error event): neither the client, nor the log, nor the cluster's
+	// journal (the breaker's last_error) gets the key.
+	for _, cut := range []int{0, 2} {
+		r.fp.Reset()
+		resetBreakers(t, r, s.agent)
+		if err := r.fp.SetFault("openai", fakeprovider.Fault{Kind: fakeprovider.FaultStreamError, CutAfter: cut, EchoKey: true}); err != nil {
+			t.Fatal(err)
+		}
+		st := chat(t, s.url, helloStream)
+		if st.status != 200 || strings.Contains(st.body, key) {
+			t.Fatalf("cut after %d: %d, the client's stream:\n%s", cut, st.status, st.body)
+		}
+		testcluster.Eventually(t, 3*time.Second, "the stream's failure reaches the cluster", func() bool {
+			d, err := r.c.Store.Details(context.Background(), []string{"openai"})
+			return err == nil && d[0].LastError != ""
+		})
+		d, err := r.c.Store.Details(context.Background(), []string{"openai"})
+		if err != nil || strings.Contains(d[0].LastError, key) || !strings.Contains(d[0].LastError, "[redacted]") {
+			t.Fatalf("cut after %d: the cluster's last_error %q (%v)", cut, d[0].LastError, err)
+		}
+		if strings.Contains(logs.String(), key) {
+			t.Fatalf("cut after %d: the key reached the log", cut)
+		}
+	}
 }
 
 var metricLine = regexp.MustCompile(`^(\S+) (\S+)$`)
