@@ -14,7 +14,7 @@ import (
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
-// Issue 14's reproduction of defect 8, through the API: a canary-mode
+// A forged probe verdict, through the API: a canary-mode
 // breaker half-open, its canary running on a coordinator; an agent
 // token's report claiming the window's verdict is refused, with a nonce
 // or without, and the breaker stays half-open.

@@ -24,7 +24,7 @@ var AgentACL = []string{
 	"nocommands", "+hello", "+auth", "+ping", "+time", "+hmget", "+get", "+subscribe", "+unsubscribe",
 }
 
-// Defect 11 of issue 14: agents held Redis write credentials because the
+// Agents once held Redis write credentials because the
 // traffic permit script ran from the agent. Permits now go through the
 // coordinators (POST /v1/permits), so an agent that may only read and
 // subscribe mirrors, reports, gets the one permit of a half-open window

@@ -166,8 +166,8 @@ func (c *neverCanary) Probe(context.Context) probe.Result {
 }
 func (c *neverCanary) Timeout() time.Duration { return time.Second }
 
-// Defect 10 of issue 14: a redsync error other than "taken" was read as
-// "someone else probes" and never logged.
+// A redsync error other than "taken" was once read as "someone else
+// probes" and never logged.
 func TestLoop_ProbeLockErrorsAreLogged(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
@@ -197,7 +197,7 @@ func TestLoop_ProbeLockErrorsAreLogged(t *testing.T) {
 	}
 }
 
-// Defect 7 of issue 14: nothing ever removed a breaker. The loop expires
+// Nothing once removed a breaker. The loop expires
 // the ones no agent reports, except configured or overridden ones.
 func TestLoop_ExpiresBreakersNobodyReports(t *testing.T) {
 	b := redistest.Real(t)

@@ -23,8 +23,8 @@ func reportOf(names ...string) report.Report {
 	return r
 }
 
-// Defect 7 of issue 14: 23 reports of 1,000 new names each gave 23,017
-// permanent breakers. Past a limit a report is refused whole.
+// An agent token once registered breakers without bound: 23 reports of
+// 1,000 new names each gave 23,017 permanent breakers. Past a limit a report is refused whole.
 func TestService_IngestWithinTheRegistrationLimits(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		store, _ := statestore.New(b.Client, statestore.Options{})

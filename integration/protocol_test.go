@@ -17,7 +17,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-// The container suites of issue 14: the agent–cluster protocol under a
+// The protocol's container suites: the agent–cluster protocol under a
 // failover that loses writes, a lost answer, and a half-partition.
 
 // sentinelEnv is suite 7's cluster: a primary, a replica and three
@@ -166,8 +166,9 @@ func buildLossyProxy(t *testing.T) string {
 // reports to a proxy before coordinator-0 that lets the coordinator apply
 // each failure report and then hangs up without the answer; the sidecar
 // resends the same report (same boot and seq) to coordinator-1. Four
-// failures leave the threshold-5 breaker closed at exactly 4 (the issue's
-// reproduction tripped it); the fifth trips it with failure_count 5.
+// failures leave the threshold-5 breaker closed at exactly 4 (before
+// reports had a sequence, the resend tripped it); the fifth trips it with
+// failure_count 5.
 func TestSuite11_ALostAnswerCountsOnce(t *testing.T) {
 	image := buildLossyProxy(t)
 	t.Cleanup(func() { _ = exec.Command("docker", "image", "rm", "-f", image).Run() })
