@@ -148,7 +148,7 @@ func (c *Coordinator) ID() string { return c.cfg.ID }
 // Collectors returns the coordinator's metrics for a Prometheus registry.
 func (c *Coordinator) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.transitions, m.reports, m.parts, m.outcomes, m.probes, m.probeDuration, m.refused, newClusterCollector(c.base)}
+	return []prometheus.Collector{m.transitions, m.reports, m.parts, m.outcomes, m.probes, m.probeDuration, m.refused, m.tick, m.refresh, newClusterCollector(c.base)}
 }
 
 // base is what the Loop and the Service share. Its fields are set once;

@@ -82,7 +82,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		all = l.takeHeard(all, active)
 		check := slices.Sorted(mapKeys(active))
+		began, refreshing := time.Now(), false
 		if all == nil || time.Since(refreshed) >= l.cfg.RegistryRefresh {
+			refreshing = true
 			if n, err := l.names(ctx); err == nil {
 				for name := range active {
 					n = append(n, name)
@@ -100,6 +102,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		if err := l.tick(ctx, check, active); err != nil && ctx.Err() == nil {
 			l.log.Warn().Err(err).Msg("tick")
+		}
+		if refreshing {
+			l.metrics.refresh.Observe(time.Since(began).Seconds())
+		} else {
+			l.metrics.tick.Observe(time.Since(began).Seconds())
 		}
 		if l.cfg.Retention > 0 && time.Since(swept) >= l.cfg.RetentionSweep {
 			swept = time.Now()

@@ -20,6 +20,8 @@ type metrics struct {
 	probes        *prometheus.CounterVec
 	probeDuration *prometheus.HistogramVec
 	refused       prometheus.Counter
+	tick          prometheus.Histogram
+	refresh       prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -53,8 +55,21 @@ func newMetrics() *metrics {
 			Name: "fusebox_reports_refused_total",
 			Help: "Agent reports refused whole by this coordinator because they named new breakers past a registration limit.",
 		}),
+		tick: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fusebox_loop_tick_seconds",
+			Help:    "How long this coordinator's timer took to move the due breakers on, per tick (registry refreshes apart).",
+			Buckets: loopBuckets,
+		}),
+		refresh: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fusebox_registry_refresh_seconds",
+			Help:    "How long this coordinator's registry refresh took (the registry's changes, the breakers' states it checks, the configured policies), with that tick.",
+			Buckets: loopBuckets,
+		}),
 	}
 }
+
+// loopBuckets time the control loop's steps: 100 µs to 5 s.
+var loopBuckets = prometheus.ExponentialBucketsRange(0.0001, 5, 16)
 
 // clusterCollector reads the cluster's state on every scrape: one gauge
 // per breaker, labelled with its current state (at most
