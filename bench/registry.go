@@ -33,8 +33,9 @@ type RegistryConfig struct {
 	// Open is how many of the breakers are open (the timer moves them on
 	// every tick), the same at every size. Default 10.
 	Open int
-	// Steady is how long the idle coordinator is measured per row: at
-	// least one registry refresh (every 5 s). Default 10s.
+	// Steady is how long the idle coordinator is measured per row,
+	// from just after a registry refresh (every 5 s). Default 12.5s: two
+	// refreshes.
 	Steady time.Duration
 	// Requests is how many pages and how many scrapes are timed per row
 	// (the coordinator's CPU is read in 10 ms steps). Default 50.
@@ -75,7 +76,7 @@ func RunRegistry(ctx context.Context, cfg RegistryConfig) ([]RegistryRow, error)
 		cfg.Open = 10
 	}
 	if cfg.Steady <= 0 {
-		cfg.Steady = 10 * time.Second
+		cfg.Steady = 12500 * time.Millisecond
 	}
 	if cfg.Requests <= 0 {
 		cfg.Requests = 50
@@ -125,17 +126,18 @@ func runRegistryRow(parent context.Context, cfg RegistryConfig, bin string, n in
 	}
 	defer coord.stop()
 	admin := token + "-admin"
-	// The first refresh reads everything: wait for it.
+	// Start right after a refresh (not the first, which reads
+	// everything), so that every row's window holds two.
 	hist, err := loopHistograms(ctx, coord.url, admin)
 	if err != nil {
 		return row, err
 	}
-	for deadline := time.Now().Add(30 * time.Second); hist.refreshes < 1; {
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); hist.refreshes < 2; {
+		if !sleepCtx(ctx, 50*time.Millisecond) {
 			return row, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return row, errors.New("the coordinator never refreshed its registry")
+			return row, errors.New("the coordinator did not refresh its registry twice in 30s")
 		}
 		if hist, err = loopHistograms(ctx, coord.url, admin); err != nil {
 			return row, err
@@ -326,7 +328,7 @@ func timeRequests(ctx context.Context, rdb *redis.Client, coord *coordProc, url,
 // WriteRegistryTable prints the rows.
 func WriteRegistryTable(w io.Writer, cfg RegistryConfig, rows []RegistryRow) {
 	fmt.Fprintf(w, "Registry: one coordinator process, no agents, %d breakers open, one redis-server; idle over %s, then %d pages (limit 100) and %d scrapes\n\n",
-		max(cfg.Open, 10), max(cfg.Steady, 10*time.Second), max(cfg.Requests, 50), max(cfg.Requests, 50))
+		max(cfg.Open, 10), max(cfg.Steady, 12500*time.Millisecond), max(cfg.Requests, 50), max(cfg.Requests, 50))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "breakers\ttick\trefresh\tticks / refreshes\tcoordinator CPU\tRedis commands/s\tRedis CPU\tpage p50\tpage Redis cmds\tpage CPU\tscrape p50\tscrape Redis cmds\tscrape CPU\tscrape bytes\t")
 	for _, r := range rows {
