@@ -71,10 +71,12 @@ func newMetrics() *metrics {
 // loopBuckets time the control loop's steps: 100 µs to 5 s.
 var loopBuckets = prometheus.ExponentialBucketsRange(0.0001, 5, 16)
 
-// clusterCollector reads the cluster's state on every scrape: one gauge
+// clusterCollector serves the cluster's state on every scrape: one gauge
 // per breaker, labelled with its current state (at most
-// MetricsMaxBreakers of them, those not closed first), how many breakers
-// were left out, and the agents heard from recently.
+// MetricsMaxBreakers of them, those not closed first), how many
+// breakers were left out, and the agents heard from recently. The
+// breakers' states come from the Loop's view (clusterView), not from
+// Redis: a scrape costs the same whatever the registry's size.
 type clusterCollector struct {
 	b                                   *base
 	state, omitted, agents, degradedAgs *prometheus.Desc
@@ -105,19 +107,11 @@ func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if names, err := cc.b.names(ctx); err == nil {
-		if snaps, err := cc.b.store.Snapshots(ctx, names); err == nil {
-			// Not closed first (the ones worth a look), then by name: the
-			// order Snapshots kept.
-			slices.SortStableFunc(snaps, func(x, y statestore.Snapshot) int {
-				return cmpBool(!due(x), !due(y))
-			})
-			keep := min(len(snaps), cc.b.cfg.MetricsMaxBreakers)
-			for _, s := range snaps[:keep] {
-				ch <- prometheus.MustNewConstMetric(cc.state, prometheus.GaugeValue, 1, s.Name, s.Effective())
-			}
-			ch <- prometheus.MustNewConstMetric(cc.omitted, prometheus.GaugeValue, float64(len(snaps)-keep))
+	if snaps, omitted, err := cc.b.stateSeries(ctx); err == nil {
+		for _, s := range snaps {
+			ch <- prometheus.MustNewConstMetric(cc.state, prometheus.GaugeValue, 1, s.Name, s.Effective())
 		}
+		ch <- prometheus.MustNewConstMetric(cc.omitted, prometheus.GaugeValue, float64(omitted))
 	}
 	if ags, err := cc.b.Agents(ctx); err == nil {
 		degraded := 0
@@ -129,6 +123,31 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(cc.agents, prometheus.GaugeValue, float64(len(ags)))
 		ch <- prometheus.MustNewConstMetric(cc.degradedAgs, prometheus.GaugeValue, float64(degraded))
 	}
+}
+
+// stateSeries are the breakers with a state series and how many were
+// left out: from the Loop's view once it has read the registry; before
+// (or with no Loop running) from Redis.
+func (b *base) stateSeries(ctx context.Context) ([]statestore.Snapshot, int, error) {
+	if names, due, ok := b.view.get(); ok {
+		snaps, omitted := stateSeries(names, due, b.cfg.MetricsMaxBreakers)
+		return snaps, omitted, nil
+	}
+	names, err := b.names(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	snaps, err := b.store.Snapshots(ctx, names)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Not closed first (the ones worth a look), then by name: the order
+	// Snapshots kept.
+	slices.SortStableFunc(snaps, func(x, y statestore.Snapshot) int {
+		return cmpBool(!due(x), !due(y))
+	})
+	keep := min(len(snaps), b.cfg.MetricsMaxBreakers)
+	return snaps[:keep], len(snaps) - keep, nil
 }
 
 func cmpBool(a, b bool) int {
