@@ -23,3 +23,7 @@ func (a *Agent) FailLinkForTest(redis bool) {
 
 // ChangesHeardForTest counts the change messages the agent's feed heard.
 func (a *Agent) ChangesHeardForTest() int64 { return a.feed.Stats().Changes }
+
+// OnChangeForTest calls f after each newer state the mirror takes, in
+// the goroutine that applied it.
+func (b *Breaker) OnChangeForTest(f func()) { b.onChange.Store(&f) }
