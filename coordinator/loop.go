@@ -477,8 +477,9 @@ func (l *Loop) hear(name string, h heardAs) {
 }
 
 // tick runs the tick script on every breaker of names that is due (open,
-// half-open or overridden) and keeps k's due lists up to date. Closed
-// breakers cost one pipelined read.
+// half-open or overridden) and has something for the timer to do, and
+// keeps k's due lists up to date. Closed breakers, and open ones whose
+// time has not come, cost one pipelined read.
 func (l *Loop) tick(ctx context.Context, names []string, k *knownBreakers) error {
 	if len(names) == 0 {
 		return nil
@@ -495,6 +496,9 @@ func (l *Loop) tick(ctx context.Context, names []string, k *knownBreakers) error
 		}
 		k.active[s.Name] = true
 		k.snaps[s.Name] = s
+		if waiting(s) {
+			continue
+		}
 		p := l.policies.Policy(s.Name)
 		res, err := l.store.Tick(ctx, s.Name, p, l.cfg.ID)
 		if err != nil {
@@ -510,6 +514,20 @@ func (l *Loop) tick(ctx context.Context, names []string, k *knownBreakers) error
 		l.maybeProbe(ctx, res.Snapshot, p)
 	}
 	return nil
+}
+
+// waiting reports whether the tick script would leave s as it is: open,
+// or forced open, with time left (by the read's clock: one that runs out
+// meanwhile moves at the next tick). Half-open breakers (probe timeouts)
+// and forced-closed ones (the read does not say their ttl) are ticked.
+func waiting(s statestore.Snapshot) bool {
+	switch {
+	case s.Override == statestore.OverrideOpen:
+		return s.RetryInMS != 0
+	case s.Override == statestore.OverrideNone && s.State == statestore.StateOpen:
+		return s.RetryInMS > 0
+	}
+	return false
 }
 
 // expire forgets the breakers that no agent reported and nothing changed

@@ -261,3 +261,69 @@ func TestLoop_ChecksEveryBreakerAfterTheChannelDrops(t *testing.T) {
 		return states[names[900]] == "open"
 	})
 }
+
+// An open breaker whose open time has not passed costs the timer a read,
+// not a script call, per tick: a coordinator with many open breakers
+// ticks in one round trip. It still half-opens when its time comes.
+func TestLoop_TicksOpenBreakersOnlyWhenTheirTimeComes(t *testing.T) {
+	srv := redistest.Start(t)
+	c, log, names := registryCoordinator(t, srv, 20, coordinator.Config{TickInterval: 10 * time.Millisecond})
+	cfg := config.Default()
+	other, _ := statestore.New(srv.Client(t), statestore.Options{})
+	ctx := context.Background()
+	long := cfg.Policy("x")
+	long.OpenTimeout, long.MaxOpenTimeout = time.Hour, time.Hour
+	short := cfg.Policy("x")
+	short.OpenTimeout, short.MaxOpenTimeout = 300*time.Millisecond, 300*time.Millisecond
+	for i, n := range names[:10] {
+		p := long
+		if i == 0 {
+			p = short
+		}
+		if _, err := other.Report(ctx, n, p, "a", statestore.Batch{Fail: 5, TrailingFail: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runLoop(t, c)
+	waitRefreshes(t, c, 1)
+	testcluster.Eventually(t, 5*time.Second, "the short one half-open", func() bool {
+		s, err := other.Snapshots(ctx, names[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s[0].State == statestore.StateHalfOpen
+	})
+	log.take()
+	from := ticks(t, c)
+	testcluster.Eventually(t, 5*time.Second, "20 ticks", func() bool { return ticks(t, c) >= from+20 })
+	cmds := log.take()
+	n := ticks(t, c) - from
+	evals := 0
+	for _, cmd := range cmds {
+		if cmd == "evalsha" || cmd == "eval" {
+			evals++
+		}
+	}
+	// The half-open one is ticked every time (its probe may time out);
+	// the nine open for an hour never.
+	if evals > int(n)+2 {
+		t.Fatalf("%d script calls in %d ticks, want at most one a tick (the half-open breaker's)", evals, n)
+	}
+}
+
+// ticks is how many ticks the coordinator's timer made.
+func ticks(t *testing.T, c *coordinator.Coordinator) uint64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "fusebox_loop_tick_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
