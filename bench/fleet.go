@@ -64,9 +64,11 @@ type FleetRow struct {
 	AgentsDegraded  int
 	// The real outages: calls that reached the failing provider (p50 and
 	// the most of any outage; the breaker's threshold is Threshold), and
-	// the time from the first failed call until every agent denied.
+	// the time from the first failed call, and from the Threshold-th (the
+	// earliest the fleet could trip), until every agent denied.
 	OutageCallsP50, OutageCallsMax int64
 	OutageTripP50, OutageTripP99   time.Duration
+	OutageNthP50, OutageNthP99     time.Duration
 	Threshold                      int
 }
 
@@ -275,6 +277,8 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	var calls, failed atomic.Int64
 	var failing atomic.Bool
 	var firstFail atomic.Int64 // unix ns of the outage's first failed call
+	var nthFail atomic.Int64   // unix ns of its threshold-th (the earliest a trip can be)
+	threshold := int64(statestore.DefaultPolicy().ConsecutiveFailures)
 	errOutage := errors.New("HTTP 503: the provider is down")
 	drive := func() (stop func()) {
 		done := make(chan struct{})
@@ -304,8 +308,11 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 						}
 						calls.Add(1)
 						if j == 0 && failing.Load() {
-							if failed.Add(1) == 1 {
+							switch failed.Add(1) {
+							case 1:
 								firstFail.Store(time.Now().UnixNano())
+							case threshold:
+								nthFail.Store(time.Now().UnixNano())
 							}
 							allow(agentlib.Failure(errOutage))
 							continue
@@ -416,7 +423,7 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	stopDriving = drive()
 	defer stopDriving()
 	var failedCalls []int64
-	var toTrip []time.Duration
+	var toTrip, fromNth []time.Duration
 	for range cfg.Outages {
 		if _, err := store.Reset(ctx, "provider-0", p, "fleet", "next round"); err != nil {
 			return row, err
@@ -430,6 +437,7 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 		}
 		failed.Store(0)
 		firstFail.Store(0)
+		nthFail.Store(0)
 		failing.Store(true)
 		deadline = time.Now().Add(10 * time.Second)
 		for !all(statestore.StateOpen) {
@@ -442,6 +450,7 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 		failing.Store(false)
 		failedCalls = append(failedCalls, failed.Load())
 		toTrip = append(toTrip, tripped.Sub(time.Unix(0, firstFail.Load())))
+		fromNth = append(fromNth, tripped.Sub(time.Unix(0, nthFail.Load())))
 	}
 	slices.Sort(failedCalls)
 	slices.Sort(toTrip)
@@ -449,6 +458,9 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	row.OutageCallsMax = failedCalls[len(failedCalls)-1]
 	row.OutageTripP50 = toTrip[len(toTrip)/2]
 	row.OutageTripP99 = toTrip[min(len(toTrip)-1, len(toTrip)*99/100)]
+	slices.Sort(fromNth)
+	row.OutageNthP50 = fromNth[len(fromNth)/2]
+	row.OutageNthP99 = fromNth[min(len(fromNth)-1, len(fromNth)*99/100)]
 	row.Threshold = p.ConsecutiveFailures
 	return row, nil
 }
@@ -469,11 +481,12 @@ func WriteFleetTable(w io.Writer, cfg FleetConfig, rows []FleetRow) {
 	fmt.Fprintf(w, "Fleet: agents in one process, %d breakers each, %d calls/s per agent (successes; then outages of provider-0), one redis-server, one coordinator process\n\n",
 		max(cfg.Breakers, 3), max(cfg.Rate, 50))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "agents\tcalls/s\tRedis commands/s\tper user call\tscript calls/s\tRedis CPU\tcoordinator CPU\ttrip propagation p50 / p99\toutage: calls to the failing provider p50 / max (threshold)\tfirst failure → all deny p50 / p99\tdegraded\t")
+	fmt.Fprintln(tw, "agents\tcalls/s\tRedis commands/s\tper user call\tscript calls/s\tRedis CPU\tcoordinator CPU\ttrip propagation p50 / p99\toutage: calls to the failing provider p50 / max (threshold)\tfirst failure → all deny p50 / p99\tthreshold-th failure → all deny p50 / p99\tdegraded\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.4f\t%.0f\t%.1f%%\t%.1f%%\t%s / %s\t%d / %d (%d)\t%s / %s\t%d\t\n", r.Agents, r.CallsPerSec, r.RedisCmdsPerSec, r.CmdsPerUserCall,
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.4f\t%.0f\t%.1f%%\t%.1f%%\t%s / %s\t%d / %d (%d)\t%s / %s\t%s / %s\t%d\t\n", r.Agents, r.CallsPerSec, r.RedisCmdsPerSec, r.CmdsPerUserCall,
 			r.ScriptsPerSec, 100*r.RedisCPU, 100*r.CoordinatorCPU, r.PropagationP50.Round(10*time.Microsecond), r.PropagationP99.Round(10*time.Microsecond),
-			r.OutageCallsP50, r.OutageCallsMax, r.Threshold, r.OutageTripP50.Round(10*time.Microsecond), r.OutageTripP99.Round(10*time.Microsecond), r.AgentsDegraded)
+			r.OutageCallsP50, r.OutageCallsMax, r.Threshold, r.OutageTripP50.Round(10*time.Microsecond), r.OutageTripP99.Round(10*time.Microsecond),
+			r.OutageNthP50.Round(10*time.Microsecond), r.OutageNthP99.Round(10*time.Microsecond), r.AgentsDegraded)
 	}
 	_ = tw.Flush()
 }

@@ -52,7 +52,7 @@ func TestRunFleet(t *testing.T) {
 	}
 	r := rows[0]
 	if r.Agents != 2 || r.CallsPerSec < 50 || r.RedisCmdsPerSec <= 0 || r.PropagationP99 <= 0 || r.AgentsDegraded != 0 ||
-		r.Threshold != 5 || r.OutageCallsP50 < int64(r.Threshold) || r.OutageTripP99 <= 0 {
+		r.Threshold != 5 || r.OutageCallsP50 < int64(r.Threshold) || r.OutageTripP99 <= 0 || r.OutageNthP50 <= 0 || r.OutageNthP50 > r.OutageTripP50 {
 		t.Fatalf("row %+v", r)
 	}
 	var out bytes.Buffer
