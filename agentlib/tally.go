@@ -139,13 +139,13 @@ type slotPart struct {
 	_     [40]byte
 }
 
-// newRing makes a ring whose slots are ready for the ticks up to now+1.
+// newRing makes a ring whose slots are ready for the ticks now and
+// now+1; the agent's clock loop makes the others as their ticks come
+// (advance), so a new state's view costs two slots, not the ring's 64.
 func newRing(t *tally, now int64) *ring {
 	r := &ring{t: t, crossed: now - 1} // calls may begin in tick now
-	next := now + 1
-	for i := range int64(ringSize) {
-		// The latest tick <= next that lands on slot i.
-		r.slots[i].Store(r.newSlot(next - ((next-i)%ringSize+ringSize)%ringSize))
+	for tick := now; tick <= now+1; tick++ {
+		r.slots[tick%ringSize].Store(r.newSlot(tick))
 	}
 	return r
 }
@@ -198,7 +198,7 @@ func (t *tally) begin(now int64) *slotPart {
 		return nil
 	}
 	s := r.slots[now%ringSize].Load()
-	if s.tick.Load() != now && !s.reuse(now) {
+	if s == nil || s.tick.Load() != now && !s.reuse(now) {
 		return nil
 	}
 	p := &s.part[shard()&(slotShards-1)]
@@ -237,12 +237,16 @@ func (s *slot) reuse(next int64) bool {
 }
 
 // advance prepares the slot of tick next, so Allow finds it ready: an
-// idle slot is reused in place; one whose calls still run moves to the
-// overflow list and a new slot takes its place. Only the agent's clock
-// loop calls it.
+// empty place gets a new slot, an idle slot is reused in place, and one
+// whose calls still run moves to the overflow list and a new slot takes
+// its place. Only the agent's clock loop calls it.
 func (r *ring) advance(next int64) {
 	i := next % ringSize
 	s := r.slots[i].Load()
+	if s == nil {
+		r.slots[i].Store(r.newSlot(next))
+		return
+	}
 	if s.reuse(next) {
 		return
 	}
@@ -266,7 +270,7 @@ func (r *ring) cross(now, hangTicks int64) int64 {
 	limit := now - hangTicks - 1
 	var added int64
 	take := func(s *slot) {
-		if s.tick.Load() > limit {
+		if s == nil || s.tick.Load() > limit {
 			return
 		}
 		for i := range s.part {
@@ -312,7 +316,9 @@ func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
 		}
 	}
 	for i := range r.slots {
-		look(r.slots[i].Load())
+		if s := r.slots[i].Load(); s != nil {
+			look(s)
+		}
 	}
 	r.mu.Lock()
 	kept := r.overflow[:0]

@@ -96,3 +96,33 @@ func TestRing_SeesEveryPartOfASlot(t *testing.T) {
 		}
 	}
 }
+
+// A new state's ring has the slots of its first two ticks; the clock
+// loop makes the others as their ticks come, and a call in a tick with
+// no slot is counted but not tracked.
+func TestRing_MakesSlotsAsTheirTicksCome(t *testing.T) {
+	tl := newTally(nil, statestore.Snapshot{})
+	r := tl.enableTracking(100)
+	made := 0
+	for i := range r.slots {
+		if r.slots[i].Load() != nil {
+			made++
+		}
+	}
+	if made != 2 {
+		t.Fatalf("a new ring has %d slots, want 2 (ticks 100 and 101)", made)
+	}
+	if tl.begin(101) == nil {
+		t.Fatal("tick 101 has no slot")
+	}
+	if tl.begin(102) != nil {
+		t.Fatal("a call in a tick the clock loop has not prepared was tracked")
+	}
+	r.advance(102)
+	if tl.begin(102) == nil {
+		t.Fatal("tick 102 has no slot after advance")
+	}
+	if n := r.cross(110, 3); n != 2 {
+		t.Fatalf("crossed %d, want the 2 tracked calls", n)
+	}
+}
