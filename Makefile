@@ -31,6 +31,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench PerCall -benchmem ./bench
 	$(GO) test -run '^$$' -bench Outage -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench Fleet -benchtime 1x -timeout 20m ./bench
+	$(GO) test -run '^$$' -bench Registry -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench Fanout -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench SeedScenario -benchtime 1x -timeout 20m ./bench
 

@@ -54,6 +54,10 @@ type Breaker struct {
 	retryAfterMS atomic.Int64
 	retryReason  atomic.Pointer[string]
 
+	// onChange, when set, is called after each newer state the mirror
+	// takes (tests and benchmarks time propagation with it).
+	onChange atomic.Pointer[func()]
+
 	// Denials used while degraded, built once.
 	degradedOpen, degradedForced *DeniedError
 
@@ -147,7 +151,7 @@ func (b *Breaker) Allow() (done func(Outcome), err error) {
 // A Call is not safe for concurrent use.
 type Call struct {
 	b         *Breaker
-	s         *slot
+	s         *slotPart
 	t         *tally
 	probe     *probeCall
 	fn        func(Outcome) // a degraded call's local done

@@ -29,3 +29,7 @@ func (a *Agent) ChangesHeardForTest() int64 { return a.feed.Stats().Changes }
 // UnsetGlobalTracerProviderForTest is OTel's global provider as the
 // process started with it (nil when it could not be told apart).
 func UnsetGlobalTracerProviderForTest() trace.TracerProvider { return unsetGlobal }
+
+// OnChangeForTest calls f after each newer state the mirror takes, in
+// the goroutine that applied it.
+func (b *Breaker) OnChangeForTest(f func()) { b.onChange.Store(&f) }

@@ -97,6 +97,9 @@ func (b *Breaker) apply(s statestore.Snapshot, p *statestore.Policy, force bool)
 			pol = p
 		}
 		if b.view.CompareAndSwap(cur, b.newView(next, pol, cur.tally, now)) {
+			if f := b.onChange.Load(); f != nil && newer {
+				(*f)()
+			}
 			if newer && next.Effective() != cur.snap.Effective() {
 				b.a.log.Debug().Str("breaker", b.name).Str("old_state", cur.snap.Effective()).
 					Str("new_state", next.Effective()).Int64("version", next.Version).Msg("mirror changed")

@@ -52,9 +52,11 @@ type tally struct {
 }
 
 // okShards counters share the successes; a call picks one by where its
-// goroutine's stack is (goroutines' stacks are apart; the pick costs one
-// shift, and a goroutine that moves just picks another shard).
-const okShards = 8
+// goroutine's stack is. Goroutines' stacks are apart (2 KiB at least, the
+// smallest stack): the pick hashes the address's 2 KiB block, so
+// goroutines with neighbouring stacks land on different shards, for one
+// multiply; a goroutine whose stack moves just picks another shard.
+const okShards = 16
 
 type paddedInt64 struct {
 	atomic.Int64
@@ -63,7 +65,8 @@ type paddedInt64 struct {
 
 func shard() int {
 	var here byte
-	return int(uintptr(unsafe.Pointer(&here))>>13) & (okShards - 1)
+	block := uint64(uintptr(unsafe.Pointer(&here)) >> 11)
+	return int(block * 0x9e3779b97f4a7c15 >> 60) // Fibonacci hashing: the top 4 bits
 }
 
 func (t *tally) takeOK() int64 {
@@ -112,21 +115,36 @@ type ring struct {
 	crossed  int64   // guarded by mu; slots up to this tick were checked for hangs
 }
 
-// slot holds the calls that began in one tick.
+// slot holds the calls that began in one tick, in slotShards parts: a
+// call counts in the part its goroutine's stack picks (shard), so calls
+// of one tick on different cores do not share a cache line. A call's
+// Allow, Responding and Done go to the part its Allow picked.
 type slot struct {
-	r     *ring
-	tick  atomic.Int64
-	state atomic.Int64
-	done  func(Outcome) // Allow's done for calls of this slot
+	r    *ring
+	tick atomic.Int64
+	_    [48]byte
+	part [slotShards]slotPart
 }
 
-// newRing makes a ring whose slots are ready for the ticks up to now+1.
+// slotShards parts share a slot's calls.
+const slotShards = 8
+
+// slotPart is one part of a slot's calls: its state (pending, waiting,
+// crossed), alone on its cache line.
+type slotPart struct {
+	s     *slot
+	state atomic.Int64
+	done  func(Outcome) // Allow's done for calls of this part
+	_     [40]byte
+}
+
+// newRing makes a ring whose slots are ready for the ticks now and
+// now+1; the agent's clock loop makes the others as their ticks come
+// (advance), so a new state's view costs two slots, not the ring's 64.
 func newRing(t *tally, now int64) *ring {
 	r := &ring{t: t, crossed: now - 1} // calls may begin in tick now
-	next := now + 1
-	for i := range int64(ringSize) {
-		// The latest tick <= next that lands on slot i.
-		r.slots[i].Store(r.newSlot(next - ((next-i)%ringSize+ringSize)%ringSize))
+	for tick := now; tick <= now+1; tick++ {
+		r.slots[tick%ringSize].Store(r.newSlot(tick))
 	}
 	return r
 }
@@ -134,8 +152,30 @@ func newRing(t *tally, now int64) *ring {
 func (r *ring) newSlot(tick int64) *slot {
 	s := &slot{r: r}
 	s.tick.Store(tick)
-	s.done = func(o Outcome) { s.finish(o, false, false) }
+	for i := range s.part {
+		p := &s.part[i]
+		p.s = s
+		p.done = func(o Outcome) { p.finish(o, false, false) }
+	}
 	return s
+}
+
+// pending is how many of the slot's calls are not done.
+func (s *slot) pending() int64 {
+	var n int64
+	for i := range s.part {
+		n += s.part[i].state.Load() & countMask
+	}
+	return n
+}
+
+// waitingNow is how many of the slot's calls wait for a first byte.
+func (s *slot) waitingNow() int64 {
+	var n int64
+	for i := range s.part {
+		n += (s.part[i].state.Load() >> 31) & countMask
+	}
+	return n
 }
 
 // enableTracking gives the tally a ring, once.
@@ -147,26 +187,27 @@ func (t *tally) enableTracking(now int64) *ring {
 	return t.ring.Load()
 }
 
-// begin counts a call allowed at tick now and returns its slot; nil when
-// tracking is off, or in the rare case that the agent's clock loop has
-// not prepared the tick's slot and it is still busy with calls from a
-// lap ago (that call is then counted, but not tracked in flight).
-func (t *tally) begin(now int64) *slot {
+// begin counts a call allowed at tick now and returns its slot's part;
+// nil when tracking is off, or in the rare case that the agent's clock
+// loop has not prepared the tick's slot and it is still busy with calls
+// from a lap ago (that call is then counted, but not tracked in flight).
+func (t *tally) begin(now int64) *slotPart {
 	r := t.ring.Load()
 	if r == nil {
 		return nil
 	}
 	s := r.slots[now%ringSize].Load()
-	if s.tick.Load() != now && !s.reuse(now) {
+	if s == nil || s.tick.Load() != now && !s.reuse(now) {
 		return nil
 	}
-	s.state.Add(beginDelta)
-	return s
+	p := &s.part[shard()&(slotShards-1)]
+	p.state.Add(beginDelta)
+	return p
 }
 
 // reuse makes an idle slot of an earlier lap the slot of tick next: it
-// clears the slot's state, then its tick. It reports false when calls
-// still run in it.
+// clears each part's state, then the slot's tick. It reports false when
+// calls still run in it.
 func (s *slot) reuse(next int64) bool {
 	for {
 		old := s.tick.Load()
@@ -176,23 +217,35 @@ func (s *slot) reuse(next int64) bool {
 		if old > next {
 			return false
 		}
-		st := s.state.Load()
-		if st&countMask != 0 {
-			return false
+		for i := range s.part {
+			p := &s.part[i]
+			for {
+				st := p.state.Load()
+				if st&countMask != 0 {
+					return false
+				}
+				if p.state.CompareAndSwap(st, 0) {
+					break
+				}
+			}
 		}
-		if s.state.CompareAndSwap(st, 0) && s.tick.CompareAndSwap(old, next) {
+		if s.tick.CompareAndSwap(old, next) {
 			return true
 		}
 	}
 }
 
 // advance prepares the slot of tick next, so Allow finds it ready: an
-// idle slot is reused in place; one whose calls still run moves to the
-// overflow list and a new slot takes its place. Only the agent's clock
-// loop calls it.
+// empty place gets a new slot, an idle slot is reused in place, and one
+// whose calls still run moves to the overflow list and a new slot takes
+// its place. Only the agent's clock loop calls it.
 func (r *ring) advance(next int64) {
 	i := next % ringSize
 	s := r.slots[i].Load()
+	if s == nil {
+		r.slots[i].Store(r.newSlot(next))
+		return
+	}
 	if s.reuse(next) {
 		return
 	}
@@ -215,7 +268,7 @@ func (r *ring) advance(next int64) {
 func (r *ring) redate(last, now int64) {
 	i := last % ringSize
 	s := r.slots[i].Load()
-	if s.tick.Load() != last {
+	if s == nil || s.tick.Load() != last {
 		return
 	}
 	s.tick.Store(now)
@@ -236,17 +289,20 @@ func (r *ring) cross(now, hangTicks int64) int64 {
 	limit := now - hangTicks - 1
 	var added int64
 	take := func(s *slot) {
-		if s.tick.Load() > limit {
+		if s == nil || s.tick.Load() > limit {
 			return
 		}
-		for {
-			st := s.state.Load()
-			if st&crossedBit != 0 {
-				return
-			}
-			if s.state.CompareAndSwap(st, st|crossedBit) {
-				added += (st >> 31) & countMask
-				return
+		for i := range s.part {
+			p := &s.part[i]
+			for {
+				st := p.state.Load()
+				if st&crossedBit != 0 {
+					break
+				}
+				if p.state.CompareAndSwap(st, st|crossedBit) {
+					added += (st >> 31) & countMask
+					break
+				}
 			}
 		}
 	}
@@ -272,20 +328,22 @@ func (r *ring) cross(now, hangTicks int64) int64 {
 // slots whose calls all ended.
 func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
 	look := func(s *slot) {
-		w := (s.state.Load() >> 31) & countMask
+		w := s.waitingNow()
 		if age := now - s.tick.Load(); w > 0 && age-1 >= hangTicks {
 			n += w
 			oldest = max(oldest, age)
 		}
 	}
 	for i := range r.slots {
-		look(r.slots[i].Load())
+		if s := r.slots[i].Load(); s != nil {
+			look(s)
+		}
 	}
 	r.mu.Lock()
 	kept := r.overflow[:0]
 	for _, s := range r.overflow {
 		look(s)
-		if s.state.Load()&countMask != 0 {
+		if s.pending() != 0 {
 			kept = append(kept, s)
 		}
 	}
@@ -295,30 +353,31 @@ func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
 	return n, oldest
 }
 
-// respond marks one call of the slot as no longer waiting for a first
+// respond marks one call of the part as no longer waiting for a first
 // byte; it reports whether the call had been counted as hung.
-func (s *slot) respond() (hung bool) {
-	return s.state.Add(-waitingOne)&crossedBit != 0
+func (p *slotPart) respond() (hung bool) {
+	return p.state.Add(-waitingOne)&crossedBit != 0
 }
 
-// finish ends one call of the slot. responded says whether it already
+// finish ends one call of the part. responded says whether it already
 // left the waiting count (Call.Responding), and hung whether it had been
 // counted as hung by then.
-func (s *slot) finish(o Outcome, responded, hung bool) {
+func (p *slotPart) finish(o Outcome, responded, hung bool) {
 	d := -pendingOne
 	if !responded {
 		d -= waitingOne
 	}
-	st := s.state.Add(d)
+	st := p.state.Add(d)
 	if !responded {
 		hung = st&crossedBit != 0
 	}
+	t := p.s.r.t
 	if hung {
 		// Counted as hung while it waited: not counted again.
-		s.r.t.recordHungEnd(o)
+		t.recordHungEnd(o)
 		return
 	}
-	s.r.t.record(o, s)
+	t.record(o, p.s)
 }
 
 // record counts one outcome for the next report. s, when not nil, is the

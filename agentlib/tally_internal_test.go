@@ -89,3 +89,72 @@ func TestRing_CountsEachWaitingCallOnce(t *testing.T) {
 		}
 	})
 }
+
+// A tick's calls spread over the slot's parts (by goroutine): crossing,
+// waiting and reuse see every part.
+func TestRing_SeesEveryPartOfASlot(t *testing.T) {
+	const hang = 3
+	tl := newTally(nil, statestore.Snapshot{})
+	r := tl.enableTracking(100)
+	s := r.slots[100%ringSize].Load()
+	// Three calls in three parts, as three goroutines' Allows would.
+	for _, i := range []int{0, 3, slotShards - 1} {
+		s.part[i].state.Add(beginDelta)
+	}
+	if s.reuse(100 + ringSize) {
+		t.Fatal("a slot with calls in its parts was reused")
+	}
+	if n := r.cross(104, hang); n != 3 {
+		t.Fatalf("crossed %d calls, want the 3 of every part", n)
+	}
+	if w, _ := r.waiting(104, hang); w != 3 {
+		t.Fatalf("%d waiting, want 3", w)
+	}
+	if !s.part[3].respond() {
+		t.Fatal("a call of part 3 did not learn it was counted as hung")
+	}
+	s.part[0].finish(Ignored(), false, false)
+	s.part[3].finish(Ignored(), true, true)
+	if s.reuse(100 + ringSize) {
+		t.Fatal("reused while one call still runs")
+	}
+	s.part[slotShards-1].finish(Ignored(), false, false)
+	if !s.reuse(100 + ringSize) {
+		t.Fatal("an idle slot was not reused")
+	}
+	for i := range s.part {
+		if st := s.part[i].state.Load(); st != 0 {
+			t.Fatalf("part %d kept state %x after reuse", i, st)
+		}
+	}
+}
+
+// A new state's ring has the slots of its first two ticks; the clock
+// loop makes the others as their ticks come, and a call in a tick with
+// no slot is counted but not tracked.
+func TestRing_MakesSlotsAsTheirTicksCome(t *testing.T) {
+	tl := newTally(nil, statestore.Snapshot{})
+	r := tl.enableTracking(100)
+	made := 0
+	for i := range r.slots {
+		if r.slots[i].Load() != nil {
+			made++
+		}
+	}
+	if made != 2 {
+		t.Fatalf("a new ring has %d slots, want 2 (ticks 100 and 101)", made)
+	}
+	if tl.begin(101) == nil {
+		t.Fatal("tick 101 has no slot")
+	}
+	if tl.begin(102) != nil {
+		t.Fatal("a call in a tick the clock loop has not prepared was tracked")
+	}
+	r.advance(102)
+	if tl.begin(102) == nil {
+		t.Fatal("tick 102 has no slot after advance")
+	}
+	if n := r.cross(110, 3); n != 2 {
+		t.Fatalf("crossed %d, want the 2 tracked calls", n)
+	}
+}

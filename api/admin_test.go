@@ -384,12 +384,15 @@ func TestServer_Metrics(t *testing.T) {
 	testcluster.Eventually(t, 3*time.Second, "tripped", func() bool { return c.Snapshot(t, "openai").State == statestore.StateOpen })
 	h := c.Coordinators[0].API
 	var body string
-	// Counters move after each response is written: poll until the
-	// reports and the heartbeat are in.
+	// Counters move after each response is written, and the state
+	// follows the change channel: poll until the reports, the heartbeat
+	// and the trip are in.
 	testcluster.Eventually(t, 3*time.Second, "the agent's reports and heartbeat counted", func() bool {
 		body = call(t, h, "GET", "/metrics", "", "").Body.String()
 		return strings.Contains(body, "fusebox_agents_seen 1") && strings.Contains(body, `fusebox_outcomes_total{result="fail"} 5`) &&
-			strings.Contains(body, `route="/v1/reports",status="200"`)
+			strings.Contains(body, `route="/v1/reports",status="200"`) &&
+			// The coordinator's view follows the change channel.
+			strings.Contains(body, `fusebox_breaker_state{breaker="openai",state="open"} 1`)
 	})
 	for _, want := range []string{
 		`fusebox_breaker_state{breaker="openai",state="open"} 1`,

@@ -76,7 +76,11 @@ func TestServer_RegistrationLimitsAndBoundedReads(t *testing.T) {
 	// /metrics: one state series per breaker, at most the cap, the open
 	// ones first, and a gauge for the rest.
 	c.Trip(t, "a1-0119", 5)
-	body := call(t, h, "GET", "/metrics", "", "").Body.String()
+	var body string
+	testcluster.Eventually(t, 3*time.Second, "the registrations and the trip in the coordinator's view", func() bool {
+		body = call(t, h, "GET", "/metrics", "", "").Body.String()
+		return strings.Contains(body, `fusebox_breaker_state{breaker="a1-0119",state="open"} 1`) && strings.Contains(body, "fusebox_breaker_state_omitted 190")
+	})
 	if n := strings.Count(body, "fusebox_breaker_state{"); n != 50 {
 		t.Fatalf("%d fusebox_breaker_state series, want the cap (50)", n)
 	}

@@ -43,6 +43,9 @@ type FleetConfig struct {
 	Steady time.Duration
 	// Trips is how many trips propagation is measured over. Default 20.
 	Trips int
+	// Outages is how many real outages (the agents' own calls to
+	// provider-0 fail until it trips) are measured. Default 10.
+	Outages int
 	// Progress receives a line per phase; nil discards.
 	Progress io.Writer
 }
@@ -59,6 +62,14 @@ type FleetRow struct {
 	PropagationP99  time.Duration
 	CmdsPerUserCall float64
 	AgentsDegraded  int
+	// The real outages: calls that reached the failing provider (p50 and
+	// the most of any outage; the breaker's threshold is Threshold), and
+	// the time from the first failed call, and from the Threshold-th (the
+	// earliest the fleet could trip), until every agent denied.
+	OutageCallsP50, OutageCallsMax int64
+	OutageTripP50, OutageTripP99   time.Duration
+	OutageNthP50, OutageNthP99     time.Duration
+	Threshold                      int
 }
 
 // coordProc is a coordinator running as its own process, so its CPU can
@@ -191,6 +202,9 @@ func RunFleet(ctx context.Context, cfg FleetConfig) ([]FleetRow, error) {
 	if cfg.Trips <= 0 {
 		cfg.Trips = 20
 	}
+	if cfg.Outages <= 0 {
+		cfg.Outages = 10
+	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
@@ -256,38 +270,62 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 		}
 	}
 	// The calls: every agent calls its breakers in turn, cfg.Rate a
-	// second, driven by a few goroutines, successes only.
-	var calls atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	drivers := min(n, 16)
-	every := time.Second / time.Duration(cfg.Rate)
-	for d := range drivers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(every)
-			defer t.Stop()
-			k := 0
-			for {
-				select {
-				case <-stop:
-					return
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-				for i := d; i < n; i += drivers {
-					b := breakers[i][k%cfg.Breakers]
-					if done, err := b.Allow(); err == nil {
-						done(agentlib.Success())
-						calls.Add(1)
+	// second, driven by a few goroutines: successes, except provider-0's
+	// calls while failing is set (the outage). Calls are instant: what
+	// is in flight when the breaker trips is what the agents call before
+	// their mirrors deny.
+	var calls, failed atomic.Int64
+	var failing atomic.Bool
+	var firstFail atomic.Int64 // unix ns of the outage's first failed call
+	var nthFail atomic.Int64   // unix ns of its threshold-th (the earliest a trip can be)
+	threshold := int64(statestore.DefaultPolicy().ConsecutiveFailures)
+	errOutage := errors.New("HTTP 503: the provider is down")
+	drive := func() (stop func()) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		drivers := min(n, 16)
+		every := time.Second / time.Duration(cfg.Rate)
+		for d := range drivers {
+			wg.Go(func() {
+				t := time.NewTicker(every)
+				defer t.Stop()
+				k := 0
+				for {
+					select {
+					case <-done:
+						return
+					case <-ctx.Done():
+						return
+					case <-t.C:
 					}
+					for i := d; i < n; i += drivers {
+						// Staggered: in each round a third of the agents
+						// call each breaker.
+						j := (k + i) % cfg.Breakers
+						allow, err := breakers[i][j].Allow()
+						if err != nil {
+							continue
+						}
+						calls.Add(1)
+						if j == 0 && failing.Load() {
+							switch failed.Add(1) {
+							case 1:
+								firstFail.Store(time.Now().UnixNano())
+							case threshold:
+								nthFail.Store(time.Now().UnixNano())
+							}
+							allow(agentlib.Failure(errOutage))
+							continue
+						}
+						allow(agentlib.Success())
+					}
+					k++
 				}
-				k++
-			}
-		}()
+			})
+		}
+		return func() { close(done); wg.Wait() }
 	}
+	stopDriving := drive()
 	// Warm up, then measure the steady state.
 	if !sleepCtx(ctx, 3*time.Second) {
 		return row, ctx.Err()
@@ -309,8 +347,7 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	}
 	c1, _ := coord.cpu()
 	calls1 := calls.Load()
-	close(stop)
-	wg.Wait()
+	stopDriving()
 	sec := el.Seconds()
 	row.CallsPerSec = float64(calls1-calls0) / sec
 	row.RedisCmdsPerSec = float64(r1.cmds-r0.cmds) / sec
@@ -364,6 +401,7 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 		if err != nil {
 			return row, err
 		}
+		_, _ = io.Copy(io.Discard, resp.Body) // so the next report reuses the connection
 		resp.Body.Close()
 		for !all(statestore.StateOpen) {
 			if time.Since(t0) > 10*time.Second {
@@ -376,6 +414,54 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	slices.Sort(samples)
 	row.PropagationP50 = samples[len(samples)/2]
 	row.PropagationP99 = samples[min(len(samples)-1, len(samples)*99/100)]
+
+	// The outage, for real: the fleet calls as before, and provider-0's
+	// calls start failing on every agent. The agents report their own
+	// failures; counted: the calls that reached the failing provider,
+	// and the time from the first failure until every agent denies.
+	fmt.Fprintf(cfg.Progress, "fleet: %d agents: %d outages\n", n, cfg.Outages)
+	stopDriving = drive()
+	defer stopDriving()
+	var failedCalls []int64
+	var toTrip, fromNth []time.Duration
+	for range cfg.Outages {
+		if _, err := store.Reset(ctx, "provider-0", p, "fleet", "next round"); err != nil {
+			return row, err
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !all(statestore.StateClosed) {
+			if time.Now().After(deadline) {
+				return row, errors.New("agents never all saw the reset")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		failed.Store(0)
+		firstFail.Store(0)
+		nthFail.Store(0)
+		failing.Store(true)
+		deadline = time.Now().Add(10 * time.Second)
+		for !all(statestore.StateOpen) {
+			if time.Now().After(deadline) {
+				return row, errors.New("the agents' failures never tripped the breaker")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		tripped := time.Now()
+		failing.Store(false)
+		failedCalls = append(failedCalls, failed.Load())
+		toTrip = append(toTrip, tripped.Sub(time.Unix(0, firstFail.Load())))
+		fromNth = append(fromNth, tripped.Sub(time.Unix(0, nthFail.Load())))
+	}
+	slices.Sort(failedCalls)
+	slices.Sort(toTrip)
+	row.OutageCallsP50 = failedCalls[len(failedCalls)/2]
+	row.OutageCallsMax = failedCalls[len(failedCalls)-1]
+	row.OutageTripP50 = toTrip[len(toTrip)/2]
+	row.OutageTripP99 = toTrip[min(len(toTrip)-1, len(toTrip)*99/100)]
+	slices.Sort(fromNth)
+	row.OutageNthP50 = fromNth[len(fromNth)/2]
+	row.OutageNthP99 = fromNth[min(len(fromNth)-1, len(fromNth)*99/100)]
+	row.Threshold = p.ConsecutiveFailures
 	return row, nil
 }
 
@@ -392,13 +478,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // WriteFleetTable prints the rows.
 func WriteFleetTable(w io.Writer, cfg FleetConfig, rows []FleetRow) {
-	fmt.Fprintf(w, "Fleet: agents in one process, %d breakers each, %d calls/s per agent (successes), one redis-server, one coordinator process\n\n",
+	fmt.Fprintf(w, "Fleet: agents in one process, %d breakers each, %d calls/s per agent (successes; then outages of provider-0), one redis-server, one coordinator process\n\n",
 		max(cfg.Breakers, 3), max(cfg.Rate, 50))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "agents\tcalls/s\tRedis commands/s\tper user call\tscript calls/s\tRedis CPU\tcoordinator CPU\ttrip propagation p50 / p99\tdegraded\t")
+	fmt.Fprintln(tw, "agents\tcalls/s\tRedis commands/s\tper user call\tscript calls/s\tRedis CPU\tcoordinator CPU\ttrip propagation p50 / p99\toutage: calls to the failing provider p50 / max (threshold)\tfirst failure → all deny p50 / p99\tthreshold-th failure → all deny p50 / p99\tdegraded\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.4f\t%.0f\t%.1f%%\t%.1f%%\t%s / %s\t%d\t\n", r.Agents, r.CallsPerSec, r.RedisCmdsPerSec, r.CmdsPerUserCall,
-			r.ScriptsPerSec, 100*r.RedisCPU, 100*r.CoordinatorCPU, r.PropagationP50.Round(10*time.Microsecond), r.PropagationP99.Round(10*time.Microsecond), r.AgentsDegraded)
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.4f\t%.0f\t%.1f%%\t%.1f%%\t%s / %s\t%d / %d (%d)\t%s / %s\t%s / %s\t%d\t\n", r.Agents, r.CallsPerSec, r.RedisCmdsPerSec, r.CmdsPerUserCall,
+			r.ScriptsPerSec, 100*r.RedisCPU, 100*r.CoordinatorCPU, r.PropagationP50.Round(10*time.Microsecond), r.PropagationP99.Round(10*time.Microsecond),
+			r.OutageCallsP50, r.OutageCallsMax, r.Threshold, r.OutageTripP50.Round(10*time.Microsecond), r.OutageTripP99.Round(10*time.Microsecond),
+			r.OutageNthP50.Round(10*time.Microsecond), r.OutageNthP99.Round(10*time.Microsecond), r.AgentsDegraded)
 	}
 	_ = tw.Flush()
 }

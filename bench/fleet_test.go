@@ -45,13 +45,14 @@ func BenchmarkFleet(b *testing.B) {
 // TestRunFleet runs a tiny fleet and checks the table, not its numbers.
 func TestRunFleet(t *testing.T) {
 	srv := redistest.Start(t)
-	cfg := bench.FleetConfig{RedisAddr: srv.Addr, Agents: []int{2}, Steady: time.Second, Trips: 2}
+	cfg := bench.FleetConfig{RedisAddr: srv.Addr, Agents: []int{2}, Steady: time.Second, Trips: 2, Outages: 2}
 	rows, err := bench.RunFleet(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rows[0]
-	if r.Agents != 2 || r.CallsPerSec < 50 || r.RedisCmdsPerSec <= 0 || r.PropagationP99 <= 0 || r.AgentsDegraded != 0 {
+	if r.Agents != 2 || r.CallsPerSec < 50 || r.RedisCmdsPerSec <= 0 || r.PropagationP99 <= 0 || r.AgentsDegraded != 0 ||
+		r.Threshold != 5 || r.OutageCallsP50 < int64(r.Threshold) || r.OutageTripP99 <= 0 || r.OutageNthP50 <= 0 || r.OutageNthP50 > r.OutageTripP50 {
 		t.Fatalf("row %+v", r)
 	}
 	var out bytes.Buffer

@@ -26,7 +26,8 @@ var (
 // agent. redis-rt/op counts the round trips the caller's own Redis client
 // made (fusebox's agent makes none on the hot path; its background resync
 // is amortized in); coord-rt/op those the coordinator made to apply the
-// agent's batched reports.
+// agent's batched reports. Calls from several goroutines at once are
+// agentlib's BenchmarkAllowDone.
 func BenchmarkPerCall(b *testing.B) {
 	coordRT := &bench.RoundTrips{}
 	c := testcluster.Start(b, testcluster.Options{ConfigYAML: "defaults:\n  open_timeout: 10m\n  max_open_timeout: 10m\n", RedisHook: coordRT})
@@ -94,7 +95,7 @@ func BenchmarkPerCall(b *testing.B) {
 	}
 	for _, state := range []string{"closed", "open"} {
 		for _, im := range build(state) {
-			run := func(b *testing.B, parallel bool) {
+			b.Run(fmt.Sprintf("%s/serial/%s", state, im.name), func(b *testing.B) {
 				b.ReportAllocs()
 				var rt0, crt0 int64
 				if im.rt != nil {
@@ -102,16 +103,8 @@ func BenchmarkPerCall(b *testing.B) {
 				}
 				crt0 = coordRT.Count()
 				b.ResetTimer()
-				if parallel {
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							im.call()
-						}
-					})
-				} else {
-					for range b.N {
-						im.call()
-					}
+				for range b.N {
+					im.call()
 				}
 				b.StopTimer()
 				if im.rt != nil {
@@ -121,11 +114,7 @@ func BenchmarkPerCall(b *testing.B) {
 					time.Sleep(50 * time.Millisecond) // let the last batch land before counting
 					b.ReportMetric(float64(coordRT.Count()-crt0)/float64(b.N), "coord-rt/op")
 				}
-			}
-			b.Run(fmt.Sprintf("%s/serial/%s", state, im.name), func(b *testing.B) { run(b, false) })
-			if state == "closed" {
-				b.Run(fmt.Sprintf("%s/parallel/%s", state, im.name), func(b *testing.B) { run(b, true) })
-			}
+			})
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/fusebox-io/fusebox/statestore"
@@ -38,7 +37,9 @@ const (
 // Breakers lists the known breakers (registered or configured), sorted
 // by name: up to limit of them (0: DefaultPageSize) after the cursor
 // (empty: from the first). The order is stable, so a cursor stays good
-// while breakers come and go: a page starts after its cursor's name.
+// while breakers come and go: a page starts after its cursor's name. A
+// page reads the registry's index from the cursor on (one command) and
+// the page's breakers, whatever the registry's size.
 func (s *Service) Breakers(ctx context.Context, cursor string, limit int) (Page, error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
@@ -46,19 +47,22 @@ func (s *Service) Breakers(ctx context.Context, cursor string, limit int) (Page,
 	if limit > MaxPageSize || (cursor != "" && !statestore.ValidName(cursor)) {
 		return Page{}, fmt.Errorf("%w: page: limit 1-%d, cursor a breaker name", statestore.ErrInvalid, MaxPageSize)
 	}
-	names, err := s.names(ctx)
+	// One more than the page, to know whether another follows; the
+	// configured names too (registered at start, but Redis may have
+	// lost the registry since).
+	reg, err := s.store.RegistryPage(ctx, cursor, limit+1)
 	if err != nil {
 		return Page{}, err
 	}
-	from := 0
-	if cursor != "" {
-		i, found := slices.BinarySearchFunc(names, cursor, strings.Compare)
-		if found {
-			i++
-		}
-		from = i
+	conf := s.policies.Names()
+	i, found := slices.BinarySearch(conf, cursor)
+	if found {
+		i++
 	}
-	page := names[from:min(from+limit, len(names))]
+	names := append(slices.Clip(reg), conf[i:min(i+limit+1, len(conf))]...)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	page := names[:min(limit, len(names))]
 	ds, err := s.store.Details(ctx, page)
 	if err != nil {
 		return Page{}, err
@@ -67,7 +71,7 @@ func (s *Service) Breakers(ctx context.Context, cursor string, limit int) (Page,
 	for i, d := range ds {
 		out.Breakers[i] = s.view(d)
 	}
-	if from+limit < len(names) && len(page) > 0 {
+	if len(names) > limit {
 		out.Next = page[len(page)-1]
 	}
 	return out, nil
@@ -82,12 +86,12 @@ func (s *Service) Breaker(ctx context.Context, name string) (Breaker, error) {
 	if err != nil {
 		return Breaker{}, err
 	}
-	if !ds[0].Exists {
-		names, err := s.names(ctx)
+	if !ds[0].Exists && !s.configured(name) {
+		registered, err := s.store.Registered(ctx, name)
 		if err != nil {
 			return Breaker{}, err
 		}
-		if _, found := slices.BinarySearch(names, name); !found {
+		if !registered {
 			return Breaker{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 		}
 	}
@@ -148,6 +152,7 @@ func (s *Service) admin(ctx context.Context, name string, do func(statestore.Pol
 		return statestore.Result{}, err
 	}
 	s.known.add(name)
+	s.registered(name)
 	res, err := do(s.policies.Policy(name))
 	if err != nil {
 		return res, err

@@ -125,8 +125,10 @@ func New(cfg Config, store *statestore.Store, policies Policies) (*Coordinator, 
 	if cfg.Logger != nil {
 		log = *cfg.Logger
 	}
-	b := &base{cfg: cfg, store: store, policies: policies, log: log, metrics: newMetrics(), hub: &hub{}, known: &knownNames{}}
-	return &Coordinator{Loop: newLoop(b), Service: &Service{base: b, beats: map[string]beat{}}}, nil
+	b := &base{cfg: cfg, store: store, policies: policies, log: log, metrics: newMetrics(), hub: &hub{}, known: &knownNames{}, view: &clusterView{}}
+	loop := newLoop(b)
+	b.registered = loop.registered
+	return &Coordinator{Loop: loop, Service: &Service{base: b, beats: map[string]beat{}}}, nil
 }
 
 // Run runs the control loop until ctx ends (Loop.Run), and the Service's
@@ -148,11 +150,11 @@ func (c *Coordinator) ID() string { return c.cfg.ID }
 // Collectors returns the coordinator's metrics for a Prometheus registry.
 func (c *Coordinator) Collectors() []prometheus.Collector {
 	m := c.metrics
-	return []prometheus.Collector{m.transitions, m.reports, m.parts, m.outcomes, m.probes, m.probeDuration, m.refused, newClusterCollector(c.base)}
+	return []prometheus.Collector{m.transitions, m.reports, m.parts, m.outcomes, m.probes, m.probeDuration, m.refused, m.tick, m.refresh, newClusterCollector(c.base)}
 }
 
 // base is what the Loop and the Service share. Its fields are set once;
-// hub and known are safe for concurrent use.
+// hub, known and view are safe for concurrent use.
 type base struct {
 	cfg      Config
 	store    *statestore.Store
@@ -161,6 +163,10 @@ type base struct {
 	metrics  *metrics
 	hub      *hub
 	known    *knownNames
+	view     *clusterView
+	// registered tells the Loop of names this process registered, so
+	// its view has them before the next registry refresh.
+	registered func(names ...string)
 }
 
 // names is the registry plus the configured names, sorted.

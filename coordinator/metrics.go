@@ -20,6 +20,8 @@ type metrics struct {
 	probes        *prometheus.CounterVec
 	probeDuration *prometheus.HistogramVec
 	refused       prometheus.Counter
+	tick          prometheus.Histogram
+	refresh       prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -53,13 +55,28 @@ func newMetrics() *metrics {
 			Name: "fusebox_reports_refused_total",
 			Help: "Agent reports refused whole by this coordinator because they named new breakers past a registration limit.",
 		}),
+		tick: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fusebox_loop_tick_seconds",
+			Help:    "How long this coordinator's timer took to move the due breakers on, per tick (registry refreshes apart).",
+			Buckets: loopBuckets,
+		}),
+		refresh: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fusebox_registry_refresh_seconds",
+			Help:    "How long this coordinator's registry refresh took (the registry's changes, the breakers' states it checks, the configured policies), with that tick.",
+			Buckets: loopBuckets,
+		}),
 	}
 }
 
-// clusterCollector reads the cluster's state on every scrape: one gauge
+// loopBuckets time the control loop's steps: 100 µs to 5 s.
+var loopBuckets = prometheus.ExponentialBucketsRange(0.0001, 5, 16)
+
+// clusterCollector serves the cluster's state on every scrape: one gauge
 // per breaker, labelled with its current state (at most
-// MetricsMaxBreakers of them, those not closed first), how many breakers
-// were left out, and the agents heard from recently.
+// MetricsMaxBreakers of them, those not closed first), how many
+// breakers were left out, and the agents heard from recently. The
+// breakers' states come from the Loop's view (clusterView), not from
+// Redis: a scrape costs the same whatever the registry's size.
 type clusterCollector struct {
 	b                                   *base
 	state, omitted, agents, degradedAgs *prometheus.Desc
@@ -90,19 +107,11 @@ func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if names, err := cc.b.names(ctx); err == nil {
-		if snaps, err := cc.b.store.Snapshots(ctx, names); err == nil {
-			// Not closed first (the ones worth a look), then by name: the
-			// order Snapshots kept.
-			slices.SortStableFunc(snaps, func(x, y statestore.Snapshot) int {
-				return cmpBool(!due(x), !due(y))
-			})
-			keep := min(len(snaps), cc.b.cfg.MetricsMaxBreakers)
-			for _, s := range snaps[:keep] {
-				ch <- prometheus.MustNewConstMetric(cc.state, prometheus.GaugeValue, 1, s.Name, s.Effective())
-			}
-			ch <- prometheus.MustNewConstMetric(cc.omitted, prometheus.GaugeValue, float64(len(snaps)-keep))
+	if snaps, omitted, err := cc.b.stateSeries(ctx); err == nil {
+		for _, s := range snaps {
+			ch <- prometheus.MustNewConstMetric(cc.state, prometheus.GaugeValue, 1, s.Name, s.Effective())
 		}
+		ch <- prometheus.MustNewConstMetric(cc.omitted, prometheus.GaugeValue, float64(omitted))
 	}
 	if ags, err := cc.b.Agents(ctx); err == nil {
 		degraded := 0
@@ -114,6 +123,31 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(cc.agents, prometheus.GaugeValue, float64(len(ags)))
 		ch <- prometheus.MustNewConstMetric(cc.degradedAgs, prometheus.GaugeValue, float64(degraded))
 	}
+}
+
+// stateSeries are the breakers with a state series and how many were
+// left out: from the Loop's view once it has read the registry; before
+// (or with no Loop running) from Redis.
+func (b *base) stateSeries(ctx context.Context) ([]statestore.Snapshot, int, error) {
+	if names, due, ok := b.view.get(); ok {
+		snaps, omitted := stateSeries(names, due, b.cfg.MetricsMaxBreakers)
+		return snaps, omitted, nil
+	}
+	names, err := b.names(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	snaps, err := b.store.Snapshots(ctx, names)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Not closed first (the ones worth a look), then by name: the order
+	// Snapshots kept.
+	slices.SortStableFunc(snaps, func(x, y statestore.Snapshot) int {
+		return cmpBool(!due(x), !due(y))
+	})
+	keep := min(len(snaps), b.cfg.MetricsMaxBreakers)
+	return snaps[:keep], len(snaps) - keep, nil
 }
 
 func cmpBool(a, b bool) int {

@@ -193,6 +193,7 @@ func (s *Service) register(ctx context.Context, agent string, bs []report.Breake
 		return fmt.Errorf("coordinator: register breakers: %w", err)
 	}
 	s.known.add(fresh...)
+	s.registered(fresh...)
 	return nil
 }
 

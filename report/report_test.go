@@ -115,6 +115,9 @@ func TestDecodeChange(t *testing.T) {
 	if err != nil || m.Name != "openai" || m.State != report.StateOpen || m.Version != 3 || m.RetryInMS != 500 || m.Event["event"] != "trip" {
 		t.Fatalf("change = %+v %v", m, err)
 	}
+	if s, err := report.DecodeMessage(`{"name":"openai","state":"open","override":"","version":3,"epoch":1,"gen":"1.2","retry_in_ms":500,"event":{"id":"1-0","event":"trip"}}`); err != nil || s != m.Snapshot {
+		t.Fatalf("message = %+v %v, want the change's snapshot %+v", s, err, m.Snapshot)
+	}
 	for _, payload := range []string{"", "{", `{"name":"a b","state":"open"}`, `{"name":"a","state":"weird"}`, `{"name":"a","state":"open","override":"x"}`} {
 		if _, err := report.DecodeMessage(payload); err == nil {
 			t.Errorf("payload %q decoded without error", payload)

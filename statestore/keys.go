@@ -35,10 +35,11 @@ func (s *Store) eventsKey(name string) string { return s.prefix + ":{" + name + 
 func (s *Store) registryKey() string          { return s.prefix + ":breakers" }
 
 // registryKeys are the registry's keys, in one Redis Cluster slot: the
-// set's own name is the hash tag of the other two.
+// set's own name is the hash tag of the others. In register.lua's order:
+// the set, owners, counts, the index by name, the generation, the log.
 func (s *Store) registryKeys() []string {
 	r := s.registryKey()
-	return []string{r, "{" + r + "}:owner", "{" + r + "}:count"}
+	return []string{r, "{" + r + "}:owner", "{" + r + "}:count", "{" + r + "}:index", "{" + r + "}:gen", "{" + r + "}:log"}
 }
 func (s *Store) defaultPolicyKey() string { return s.prefix + ":default-policy" }
 

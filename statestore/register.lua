@@ -5,6 +5,11 @@
 -- KEYS[1] <prefix>:breakers            the registry (a set of names)
 -- KEYS[2] {<prefix>:breakers}:owner    name -> the agent that registered it
 -- KEYS[3] {<prefix>:breakers}:count    agent -> how many names it registered
+-- KEYS[4] {<prefix>:breakers}:index    the same names in a sorted set, every
+--                                      score 0: pages by name (ZRANGEBYLEX)
+-- KEYS[5] {<prefix>:breakers}:gen      the registry's generation: +1 per change
+-- KEYS[6] {<prefix>:breakers}:log      the last changes, member
+--                                      "<gen> + <name>,<name>…", score gen
 -- ARGV[1] agent ('' = uncounted: configured names, operators)
 -- ARGV[2] max names in the registry (0 = no limit; uncounted names pass)
 -- ARGV[3] max names per agent (0 = no limit)
@@ -13,7 +18,8 @@
 --         coordinators follow each breaker's own channel and learn new
 --         ones here); '' announces nothing (one plain channel carries
 --         every breaker's changes)
--- ARGV[5..] the names
+-- ARGV[5] how many generations the log keeps
+-- ARGV[6..] the names
 -- Returns {code, current, max}: code 0 registered (or known already),
 -- 1 the registry is full, 2 the agent registered its maximum. Nothing
 -- is registered unless every new name fits. The announcement is
@@ -21,8 +27,8 @@
 
 local agent, max_total, max_agent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fresh = {}
-local channel = ARGV[4]
-for i = 5, #ARGV do
+local channel, keep = ARGV[4], tonumber(ARGV[5])
+for i = 6, #ARGV do
   if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then
     fresh[#fresh + 1] = ARGV[i]
   end
@@ -42,6 +48,7 @@ if agent ~= '' then
 end
 for _, n in ipairs(fresh) do
   redis.call('SADD', KEYS[1], n)
+  redis.call('ZADD', KEYS[4], 0, n)
   if agent ~= '' then
     redis.call('HSET', KEYS[2], n, agent)
   end
@@ -49,6 +56,9 @@ end
 if agent ~= '' then
   redis.call('HINCRBY', KEYS[3], agent, #fresh)
 end
+local gen = redis.call('INCR', KEYS[5])
+redis.call('ZADD', KEYS[6], gen, gen .. ' + ' .. table.concat(fresh, ','))
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', gen - keep)
 if channel ~= '' then
   local t = redis.call('TIME')
   redis.call('SPUBLISH', channel, cjson.encode({

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ErrLimit is wrapped by the *LimitError RegisterFor returns when a
@@ -63,8 +66,8 @@ func (s *Store) RegisterFor(ctx context.Context, agent string, lim Limits, names
 	if s.sharded {
 		announce = s.registryChannel()
 	}
-	args := make([]any, 0, 4+len(names))
-	args = append(args, agent, strconv.Itoa(lim.MaxBreakers), strconv.Itoa(lim.MaxPerAgent), announce)
+	args := make([]any, 0, 5+len(names))
+	args = append(args, agent, strconv.Itoa(lim.MaxBreakers), strconv.Itoa(lim.MaxPerAgent), announce, registryLogKeep)
 	for _, n := range names {
 		if !ValidName(n) {
 			return ErrInvalidName
@@ -114,9 +117,10 @@ func (s *Store) Unregister(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	args := make([]any, len(names))
-	for i, n := range names {
-		args[i] = n
+	args := make([]any, 0, 1+len(names))
+	args = append(args, registryLogKeep)
+	for _, n := range names {
+		args = append(args, n)
 	}
 	if err := unregisterScript.Run(ctx, s.rdb, s.registryKeys(), args...).Err(); err != nil {
 		return wrapRedis(ctx, err)
@@ -124,7 +128,9 @@ func (s *Store) Unregister(ctx context.Context, names ...string) error {
 	return nil
 }
 
-// Names lists the registered breakers, sorted.
+// Names lists the registered breakers, sorted: the whole registry, in one
+// reply. Readers that follow the registry read it once and then only its
+// changes (RegistryChanges); a page of it is RegistryPage.
 func (s *Store) Names(ctx context.Context) ([]string, error) {
 	names, err := s.rdb.SMembers(ctx, s.registryKey()).Result()
 	if err != nil {
@@ -132,6 +138,135 @@ func (s *Store) Names(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// Registered reports whether name is in the registry.
+func (s *Store) Registered(ctx context.Context, name string) (bool, error) {
+	if !ValidName(name) {
+		return false, ErrInvalidName
+	}
+	in, err := s.rdb.SIsMember(ctx, s.registryKey(), name).Result()
+	if err != nil {
+		return false, wrapRedis(ctx, err)
+	}
+	return in, nil
+}
+
+// RegistryPage lists up to limit registered names after the name after
+// (empty: from the first), sorted, from the registry's index: one
+// command whatever the registry's size.
+func (s *Store) RegistryPage(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit <= 0 || (after != "" && !ValidName(after)) {
+		return nil, fmt.Errorf("%w: page after %q, limit %d", ErrInvalid, after, limit)
+	}
+	from := "-"
+	if after != "" {
+		from = "(" + after
+	}
+	names, err := s.rdb.ZRangeByLex(ctx, s.registryKeys()[3], &redis.ZRangeBy{Min: from, Max: "+", Count: int64(limit)}).Result()
+	if err != nil {
+		return nil, wrapRedis(ctx, err)
+	}
+	return names, nil
+}
+
+// registryLogKeep is how many generations of changes the registry's log
+// keeps: a reader further behind reads the whole registry again.
+const registryLogKeep = 1000
+
+// RegistryCursor is where a reader of the registry's changes stands. The
+// zero value has read nothing.
+type RegistryCursor struct {
+	gen   int64
+	valid bool
+}
+
+// RegistryChanges is what changed in the registry since a cursor.
+type RegistryChanges struct {
+	// Added and Removed are the names registered and unregistered since
+	// the cursor, each the net effect of every change in between: a name
+	// added and then removed is in Removed only.
+	Added, Removed []string
+	// Reread says the changes cannot be told: the cursor is the zero
+	// value or older than the log keeps, Redis lost the registry, or the
+	// index was rebuilt (names came or went without the log). Read the
+	// whole registry (Names) after this call.
+	Reread bool
+	// Cursor is where the next call starts.
+	Cursor RegistryCursor
+}
+
+// RegistryChanges reads what changed in the registry since cur: in the
+// steady state one round trip of three O(1) commands, whatever the
+// registry's size (the generation, and the sizes of the set and its
+// index); otherwise the log's entries since cur. When the set and the
+// index disagree (a coordinator of a version that kept no index changed
+// the set, or Redis lost one of them) it rebuilds the index, once, and
+// answers Reread.
+func (s *Store) RegistryChanges(ctx context.Context, cur RegistryCursor) (RegistryChanges, error) {
+	keys := s.registryKeys()
+	// One transaction: a registration between the two sizes would look
+	// like a disagreement.
+	pipe := s.rdb.TxPipeline()
+	genCmd := pipe.Get(ctx, keys[4])
+	setN := pipe.SCard(ctx, keys[0])
+	idxN := pipe.ZCard(ctx, keys[3])
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return RegistryChanges{}, wrapRedis(ctx, err)
+	}
+	gen, _ := strconv.ParseInt(genCmd.Val(), 10, 64)
+	if setN.Val() != idxN.Val() {
+		r, err := reindexScript.Run(ctx, s.rdb, keys, registryLogKeep).Int64Slice()
+		if err != nil {
+			return RegistryChanges{}, wrapRedis(ctx, err)
+		}
+		if len(r) != 2 {
+			return RegistryChanges{}, fmt.Errorf("%w: reindex reply has %d fields, want 2", ErrUnavailable, len(r))
+		}
+		return RegistryChanges{Reread: true, Cursor: RegistryCursor{gen: r[1], valid: true}}, nil
+	}
+	out := RegistryChanges{Cursor: RegistryCursor{gen: gen, valid: true}}
+	switch {
+	case !cur.valid || gen < cur.gen:
+		out.Reread = true
+		return out, nil
+	case gen == cur.gen:
+		return out, nil
+	}
+	entries, err := s.rdb.ZRangeByScore(ctx, keys[5], &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(cur.gen, 10), Max: strconv.FormatInt(gen, 10),
+	}).Result()
+	if err != nil {
+		return RegistryChanges{}, wrapRedis(ctx, err)
+	}
+	if int64(len(entries)) != gen-cur.gen {
+		out.Reread = true // the log no longer reaches back to cur
+		return out, nil
+	}
+	net := map[string]bool{} // name -> registered after the last change
+	var order []string
+	for _, e := range entries {
+		_, rest, _ := strings.Cut(e, " ")
+		op, list, _ := strings.Cut(rest, " ")
+		if op != "+" && op != "-" {
+			out.Reread = true // "*": the index was rebuilt
+			return out, nil
+		}
+		for _, n := range strings.Split(list, ",") {
+			if _, seen := net[n]; !seen {
+				order = append(order, n)
+			}
+			net[n] = op == "+"
+		}
+	}
+	for _, n := range order {
+		if net[n] {
+			out.Added = append(out.Added, n)
+		} else {
+			out.Removed = append(out.Removed, n)
+		}
+	}
+	return out, nil
 }
 
 // Delete forgets a breaker: its state, window, permit and journal are

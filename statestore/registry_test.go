@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -163,4 +164,164 @@ func TestStore_UnavailableWrapsItsCause(t *testing.T) {
 	if !errors.Is(err, statestore.ErrUnavailable) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("err = %v: want ErrUnavailable wrapping ECONNREFUSED (errors.Is sees both)", err)
 	}
+}
+
+// The registry's changes are read from its log, not from the whole set:
+// what came and went since a cursor, net.
+func TestStore_RegistryChanges(t *testing.T) {
+	eachTopology(t, func(t *testing.T, b redistest.Backend) {
+		s := newStore(t, b)
+		ctx := context.Background()
+		changes := func(cur statestore.RegistryCursor) statestore.RegistryChanges {
+			t.Helper()
+			ch, err := s.RegistryChanges(ctx, cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ch
+		}
+		first := changes(statestore.RegistryCursor{})
+		if !first.Reread {
+			t.Fatalf("a reader with no cursor was not told to read everything: %+v", first)
+		}
+		if err := s.Register(ctx, "b", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RegisterFor(ctx, "agent-1", statestore.Limits{}, "c", "a"); err != nil {
+			t.Fatal(err)
+		}
+		ch := changes(first.Cursor)
+		if ch.Reread || !slices.Equal(ch.Added, []string{"b", "a", "c"}) || len(ch.Removed) != 0 {
+			t.Fatalf("after three registrations: %+v", ch)
+		}
+		if same := changes(ch.Cursor); same.Reread || len(same.Added)+len(same.Removed) != 0 {
+			t.Fatalf("nothing changed, yet: %+v", same)
+		}
+		// Net: c went and came back; d came and went; a went.
+		for _, step := range []func() error{
+			func() error { return s.Unregister(ctx, "c") },
+			func() error { return s.Register(ctx, "d") },
+			func() error { return s.Register(ctx, "c") },
+			func() error { return s.Unregister(ctx, "d", "a", "never-registered") },
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next := changes(ch.Cursor)
+		if next.Reread || !slices.Equal(next.Added, []string{"c"}) || !slices.Equal(next.Removed, []string{"d", "a"}) {
+			t.Fatalf("net changes: %+v, want c added, d and a removed", next)
+		}
+		// Unregistering what is not registered changes nothing.
+		if err := s.Unregister(ctx, "never-registered"); err != nil {
+			t.Fatal(err)
+		}
+		if same := changes(next.Cursor); same.Reread || len(same.Added)+len(same.Removed) != 0 {
+			t.Fatalf("an empty change was logged: %+v", same)
+		}
+	})
+}
+
+func TestStore_RegistryChangesBeyondTheLog(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		s := newStore(t, b)
+		ctx := context.Background()
+		start, err := s.RegistryChanges(ctx, statestore.RegistryCursor{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1001 {
+			if err := s.Register(ctx, fmt.Sprintf("n-%04d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ch, err := s.RegistryChanges(ctx, start.Cursor)
+		if err != nil || !ch.Reread {
+			t.Fatalf("1,001 changes later, with a log of 1,000: %d added, reread %v (%v), want reread", len(ch.Added), ch.Reread, err)
+		}
+	})
+}
+
+// A version that kept no index adds to the set alone (or Redis lost the
+// index): the next read of the changes rebuilds the index and tells
+// readers to read everything.
+func TestStore_RegistryIndexRebuilt(t *testing.T) {
+	eachTopology(t, func(t *testing.T, b redistest.Backend) {
+		s := newStore(t, b)
+		ctx := context.Background()
+		if err := s.Register(ctx, "a", "c"); err != nil {
+			t.Fatal(err)
+		}
+		start, err := s.RegistryChanges(ctx, statestore.RegistryCursor{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client.SAdd(ctx, "t:breakers", "b").Err(); err != nil { // as register.lua did before the index
+			t.Fatal(err)
+		}
+		ch, err := s.RegistryChanges(ctx, start.Cursor)
+		if err != nil || !ch.Reread {
+			t.Fatalf("the set and the index disagree: %+v %v, want reread", ch, err)
+		}
+		page, err := s.RegistryPage(ctx, "", 10)
+		if err != nil || !slices.Equal(page, []string{"a", "b", "c"}) {
+			t.Fatalf("index after the rebuild: %v %v", page, err)
+		}
+		// Another reader behind the rebuild is told too.
+		if other, err := s.RegistryChanges(ctx, start.Cursor); err != nil || !other.Reread {
+			t.Fatalf("a reader from before the rebuild: %+v %v", other, err)
+		}
+		if after, err := s.RegistryChanges(ctx, ch.Cursor); err != nil || after.Reread || len(after.Added) != 0 {
+			t.Fatalf("after the rebuild: %+v %v", after, err)
+		}
+	})
+}
+
+func TestStore_RegistryPage(t *testing.T) {
+	eachTopology(t, func(t *testing.T, b redistest.Backend) {
+		s := newStore(t, b)
+		ctx := context.Background()
+		if err := s.Register(ctx, "e", "a", "c", "b", "d"); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		after := ""
+		for {
+			page, err := s.RegistryPage(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page...)
+			if len(page) < 2 {
+				break
+			}
+			after = page[len(page)-1]
+			if after == "b" {
+				// Registered mid-walk, after the cursor: still seen.
+				if err := s.Register(ctx, "cc"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if !slices.Equal(got, []string{"a", "b", "c", "cc", "d", "e"}) {
+			t.Fatalf("pages gave %v", got)
+		}
+		if page, err := s.RegistryPage(ctx, "zzz", 2); err != nil || len(page) != 0 {
+			t.Fatalf("after the last name: %v %v", page, err)
+		}
+		for _, bad := range []struct {
+			after string
+			limit int
+		}{{"", 0}, {"a b", 2}, {"", -1}} {
+			if _, err := s.RegistryPage(ctx, bad.after, bad.limit); !errors.Is(err, statestore.ErrInvalid) {
+				t.Errorf("page after %q limit %d: %v, want ErrInvalid", bad.after, bad.limit, err)
+			}
+		}
+		if in, err := s.Registered(ctx, "cc"); err != nil || !in {
+			t.Fatalf("cc registered: %v %v", in, err)
+		}
+		if in, err := s.Registered(ctx, "zz"); err != nil || in {
+			t.Fatalf("zz registered: %v %v", in, err)
+		}
+	})
 }

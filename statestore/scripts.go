@@ -31,6 +31,8 @@ var (
 	registerLua string
 	//go:embed unregister.lua
 	unregisterLua string
+	//go:embed reindex.lua
+	reindexLua string
 )
 
 // Each script is common.lua followed by its own file, so the shared
@@ -48,6 +50,7 @@ var (
 	// The registry's own scripts: no common.lua, no breaker keys.
 	registerScript   = redis.NewScript(registerLua)
 	unregisterScript = redis.NewScript(unregisterLua)
+	reindexScript    = redis.NewScript(reindexLua)
 )
 
 // reply codes (common.lua).
