@@ -34,9 +34,10 @@ type Config struct {
 	ID string
 	// TickInterval is how often due breakers are moved on. Default 100ms.
 	TickInterval time.Duration
-	// RegistryRefresh is how often the list of breakers is re-read from
-	// Redis and every breaker's state checked (the change channel tells
-	// the timer about the rest at once). Default 5s.
+	// RegistryRefresh is how often the registry's changes are read from
+	// its log and 500 breakers' states checked in turn, the net under a
+	// lost message (the change channel tells the timer about the rest at
+	// once). Default 5s.
 	RegistryRefresh time.Duration
 	// Logger receives one line per transition. Default: discard.
 	Logger *zerolog.Logger

@@ -3,8 +3,10 @@
 //
 //   - Loop, the control loop: the timer that moves due breakers on (tick),
 //     the canaries of half-open breakers, the watch of the change channel
-//     (which feeds the event hub and tells the timer what moved), and the
-//     retention expiry of breakers nobody reports. Run it once.
+//     (which feeds the event hub and tells the timer what moved), the
+//     registry refresh (the registry's changes, from its log), and the
+//     retention expiry of breakers nobody reports. It keeps a view of the
+//     cluster's states, which /metrics serves. Run it once.
 //   - Service, the request-scoped work behind the API: report ingest
 //     (within the registration limits), traffic-mode permits, the admin
 //     actions and the reads. Each call is one request's; any number run

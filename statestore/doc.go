@@ -13,8 +13,9 @@
 //
 // It never decides what counts as a failure (agents do), never calls a
 // provider, and never holds a lock. It keeps the registry of breakers
-// within the registration limits, and forgets a breaker on an operator's
-// delete or after the retention.
+// within the registration limits, with an index by name (pages) and a log
+// of its changes (readers that follow it), and forgets a breaker on an
+// operator's delete or after the retention.
 //
 // Store and Feed are safe for concurrent use. Every other type here (Batch,
 // Result, Policy, Detail, Event, EventCursor, Limits, LimitError) is a
