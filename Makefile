@@ -2,9 +2,9 @@ GO ?= go
 
 .PHONY: test test-unit test-integration images bench lint tidy-check deps
 
-# The one test command: installs what it needs (redis-server, chromium),
-# builds the images, vets, runs every test with the race detector, then
-# the container suites.
+# The one test command: installs what it needs (redis-server, chromium,
+# nginx), builds the images, vets, runs every test with the race detector,
+# then the container suites.
 test: test-unit test-integration
 
 test-unit: deps
@@ -24,6 +24,7 @@ test-integration: deps images
 deps:
 	@./scripts/ensure-redis.sh
 	@./scripts/ensure-chromium.sh
+	@./scripts/ensure-nginx.sh
 
 # Every comparison in one run, about 8 minutes on 2 cores (docs/benchmarks.md).
 bench: deps
@@ -32,6 +33,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench Outage -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench Fleet -benchtime 1x -timeout 20m ./bench
 	$(GO) test -run '^$$' -bench Fanout -benchtime 1x ./bench
+	$(GO) test -run '^$$' -bench 'Request|Serve' -benchmem ./sidecar
+	$(GO) test -run '^$$' -bench Proxy -benchtime 1x ./bench
 	$(GO) run ./cmd/outagesim -scale 10
 
 lint:

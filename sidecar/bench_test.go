@@ -1,7 +1,13 @@
 package sidecar
 
 import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -82,4 +88,110 @@ func BenchmarkBreakerFor(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchPlain is the proxy benchmark's request (bench.ProxyBody): a
+// non-streamed chat completion of a few turns, about 1.3 KB.
+var benchPlain = `{"model":"gpt-4o-mini","messages":[` +
+	`{"role":"system","content":"You are a helpful assistant for a travel agency. Answer briefly, in the customer's language, and never invent prices."},` +
+	`{"role":"user","content":"` + strings.Repeat("I would like to visit Lisbon in May for a week with two children. ", 8) + `"},` +
+	`{"role":"assistant","content":"Lisbon in May is lovely: mild, sunny and not yet crowded. Do you prefer the old town or the beaches?"},` +
+	`{"role":"user","content":"The old town, near a tram line, and a day trip to Sintra."}],` +
+	`"max_tokens":256,"temperature":0.2,"user":"customer-1234"}`
+
+// cannedTransport answers every request with the fake provider's
+// answer, from memory: the handler's cost without the network's. Its own
+// allocations (the response, its header and body: 4) are counted too.
+type cannedTransport struct {
+	header http.Header
+	body   []byte
+	sent   atomic.Int64
+}
+
+func (t *cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	_ = r.Body.Close()
+	t.sent.Add(1)
+	return &http.Response{StatusCode: http.StatusOK, Header: t.header, Body: io.NopCloser(bytes.NewReader(t.body)),
+		ContentLength: int64(len(t.body)), Request: r}, nil
+}
+
+// rewindBody is a request body that can be read again.
+type rewindBody struct{ bytes.Reader }
+
+func (*rewindBody) Close() error { return nil }
+
+// nullWriter is a ResponseWriter that keeps the status and one header
+// map, cleared between requests.
+type nullWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *nullWriter) Header() http.Header { return w.h }
+func (w *nullWriter) WriteHeader(s int)   { w.status = s }
+func (w *nullWriter) Write(b []byte) (int, error) {
+	w.n += len(b)
+	return len(b), nil
+}
+
+// BenchmarkServe: one non-streamed chat request through the handler, on
+// the shipped config (examples/sidecar.yaml: capabilities, a hedge), the
+// provider's answer from memory. allocs/op is what the sidecar allocates
+// per request, less the network's share.
+func BenchmarkServe(b *testing.B) {
+	c := testcluster.Start(b, testcluster.Options{})
+	a, err := agentlib.New(agentlib.Config{CoordinatorURL: c.URLs(), RedisURL: c.Redis.URL(), Token: testcluster.AgentToken})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	data, err := os.ReadFile("../examples/sidecar.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := ParseConfig(data, func(string) string { return "" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, Agent: a})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &cannedTransport{header: http.Header{
+		"Content-Type":                   {"application/json"},
+		"X-Ratelimit-Limit-Requests":     {"10000"},
+		"X-Ratelimit-Remaining-Requests": {"9999"},
+		"X-Ratelimit-Reset-Requests":     {"6ms"},
+		"X-Ratelimit-Limit-Tokens":       {"1000000"},
+		"X-Ratelimit-Remaining-Tokens":   {"999900"},
+		"X-Ratelimit-Reset-Tokens":       {"3ms"},
+	}, body: []byte(`{"id":"chatcmpl-fake1","object":"chat.completion","created":1764600000,"model":"gpt-4o-mini",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake provider. All systems nominal.","refusal":null},"finish_reason":"stop","logprobs":null}],` +
+		`"usage":{"prompt_tokens":330,"completion_tokens":9,"total_tokens":339}}`)}
+	for _, u := range s.upstreams {
+		u.client.Transport = tr
+	}
+	body := []byte(benchPlain)
+	rb := &rewindBody{}
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	req.Header.Set("Content-Type", "application/json")
+	req.ContentLength = int64(len(body))
+	w := &nullWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.status = 0
+		rb.Reset(body)
+		req.Body = rb
+		s.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+	if tr.sent.Load() == 0 {
+		b.Fatal("no request reached the provider")
+	}
+	b.ReportMetric(float64(len(body)), "bytes/request")
 }

@@ -1,0 +1,846 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fusebox-io/fusebox/agentlib"
+	"github.com/fusebox-io/fusebox/sidecar"
+)
+
+// NginxInstallHint says how to get nginx on this project's machines.
+const NginxInstallHint = "nginx not found: install Debian's nginx-light with `./scripts/ensure-nginx.sh` (make test and make bench run it)"
+
+// ProxyBody is the request every path is sent: a non-streamed chat
+// completion of a few turns, about 1.3 KB, as an app would send it.
+var ProxyBody = `{"model":"gpt-4o-mini","messages":[` +
+	`{"role":"system","content":"You are a helpful assistant for a travel agency. Answer briefly, in the customer's language, and never invent prices."},` +
+	`{"role":"user","content":"` + strings.Repeat("I would like to visit Lisbon in May for a week with two children. ", 8) + `"},` +
+	`{"role":"assistant","content":"Lisbon in May is lovely: mild, sunny and not yet crowded. Do you prefer the old town or the beaches?"},` +
+	`{"role":"user","content":"The old town, near a tram line, and a day trip to Sintra."}],` +
+	`"max_tokens":256,"temperature":0.2,"user":"customer-1234"}`
+
+// ProxyConfig shapes a proxy run: the fake provider called directly,
+// through nginx and through the fusebox sidecar, at fixed open-loop
+// rates, the paths taking turns.
+type ProxyConfig struct {
+	// RedisAddr is a running redis-server (host:port) the run may use.
+	RedisAddr string
+	// Rates are requests per second, one row each. Default 500, 2000,
+	// 5000.
+	Rates []int
+	// Duration is how long each path is measured at each rate, split
+	// over Rounds. Default 10s.
+	Duration time.Duration
+	// Rounds: each rate's paths take turns this many times (direct,
+	// nginx, sidecar, direct, ...), so a slow moment of the machine
+	// falls on all of them. Default 2.
+	Rounds int
+	// Warmup is sent before each measured turn and not counted.
+	// Default 500ms.
+	Warmup time.Duration
+	// SidecarConfig is the sidecar's YAML; its base URLs
+	// http://127.0.0.1:9090 are pointed at the fake provider. Default
+	// ../examples/sidecar.yaml (as shipped).
+	SidecarConfig string
+	// ProfileDir, when set, runs the sidecar in this process instead of
+	// as its own (cmd/agent), to profile it: it receives a CPU profile of
+	// each sidecar turn of the first round (cpu-<rate>.pprof) and heap
+	// profiles before and after them (allocs-<rate>-base.pprof,
+	// allocs-<rate>.pprof: compare with go tool pprof
+	// -sample_index=alloc_space -base). The load generator then shares
+	// the sidecar's process: such a run's latencies, allocations and CPU
+	// are not comparable with nginx's, only its profiles are of use.
+	ProfileDir string
+	// Progress receives a line per turn; nil discards.
+	Progress io.Writer
+}
+
+// ProxyPath is one path's measurements at one rate.
+type ProxyPath struct {
+	Requests int
+	Errors   int // not a 200, or no answer
+	Late     int // sent more than 1 ms after their time (the generator fell behind)
+	P50, P99 time.Duration
+	Max      time.Duration
+	// CPUPerReq is the proxy's CPU time per request (nginx: its master
+	// and workers; the sidecar: its process); 0 for the direct path.
+	CPUPerReq time.Duration
+	// AllocsPerReq and BytesPerReq are the sidecar's heap allocations
+	// per request (its Go runtime's counters, on its /metrics); 0 for the
+	// other paths.
+	AllocsPerReq, BytesPerReq float64
+}
+
+// ProxyRow is one rate's measurements of the three paths.
+type ProxyRow struct {
+	Rate                   int
+	Direct, Nginx, Fusebox ProxyPath
+	// NginxAdded and FuseboxAdded are p50 and p99 less the direct path's.
+	NginxAdded, FuseboxAdded [2]time.Duration
+}
+
+// proxyTargets are the three URLs of one run, and how to read what each
+// proxy spent.
+type proxyTargets struct {
+	direct, nginx, fusebox string
+	// nginxCPU and sidecarCPU are the proxies' CPU time so far.
+	nginxCPU, sidecarCPU func() (time.Duration, error)
+	// sidecarAllocs is the sidecar's heap allocations so far (count,
+	// bytes).
+	sidecarAllocs func() (uint64, uint64, error)
+}
+
+// RunProxy measures the three paths at each rate.
+func RunProxy(ctx context.Context, cfg ProxyConfig) ([]ProxyRow, error) {
+	cfg = cfg.withDefaults()
+	nginxBin, err := findNginx()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "fusebox-proxy-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	return runProxy(ctx, cfg, dir, nginxBin)
+}
+
+func (cfg ProxyConfig) withDefaults() ProxyConfig {
+	if len(cfg.Rates) == 0 {
+		cfg.Rates = []int{500, 2000, 5000}
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 2
+	}
+	if cfg.Warmup <= 0 {
+		cfg.Warmup = 500 * time.Millisecond
+	}
+	if cfg.SidecarConfig == "" {
+		cfg.SidecarConfig = "../examples/sidecar.yaml"
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	return cfg
+}
+
+func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]ProxyRow, error) {
+	// The fake provider, nginx, the coordinator and the sidecar each run
+	// as a process of their own, built as shipped; this process only
+	// sends the load, so neither proxy shares its CPU, heap or scheduler
+	// with the generator.
+	fmt.Fprintln(cfg.Progress, "proxy: building the fake provider, the coordinator and the sidecar")
+	out, err := exec.Command("go", "build", "-o", dir+"/",
+		"github.com/fusebox-io/fusebox/cmd/fakeprovider", "github.com/fusebox-io/fusebox/cmd/coordinator", "github.com/fusebox-io/fusebox/cmd/agent").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("build: %v: %s", err, out)
+	}
+	fpURL, err := startFakeProvider(ctx, filepath.Join(dir, "fakeprovider"))
+	if err != nil {
+		return nil, err
+	}
+	ngx, err := startNginx(ctx, nginxBin, filepath.Join(dir, "nginx"), strings.TrimPrefix(fpURL, "http://"))
+	if err != nil {
+		return nil, err
+	}
+	defer ngx.stop()
+	redisURL := "redis://" + cfg.RedisAddr
+	token := "proxy-token-0123456789abcdef"
+	coord, err := startCoordinator(ctx, filepath.Join(dir, "coordinator"), redisURL, "proxybench", token, "defaults:\n  consecutive_failures: 5\n")
+	if err != nil {
+		return nil, err
+	}
+	defer coord.stop()
+	data, err := os.ReadFile(cfg.SidecarConfig)
+	if err != nil {
+		return nil, err
+	}
+	scConfig := filepath.Join(dir, "sidecar.yaml")
+	if err := os.WriteFile(scConfig, []byte(strings.ReplaceAll(string(data), "http://127.0.0.1:9090", fpURL)), 0o600); err != nil {
+		return nil, err
+	}
+	t := proxyTargets{direct: fpURL + "/openai/v1/chat/completions", nginx: ngx.url + "/openai/v1/chat/completions", nginxCPU: ngx.cpu}
+	if cfg.ProfileDir != "" {
+		scURL, stop, err := startSidecarHere(ctx, scConfig, coord.url, redisURL, token)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		t.fusebox = scURL + "/v1/chat/completions"
+		t.sidecarCPU = func() (time.Duration, error) { return processCPU(os.Getpid()) }
+		t.sidecarAllocs = func() (uint64, uint64, error) {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return m.Mallocs, m.TotalAlloc, nil
+		}
+	} else {
+		sc, err := startSidecar(ctx, filepath.Join(dir, "agent"), scConfig, coord.url, redisURL, token)
+		if err != nil {
+			return nil, err
+		}
+		defer sc.stop()
+		t.fusebox = sc.url + "/v1/chat/completions"
+		t.sidecarCPU = func() (time.Duration, error) { return processCPU(sc.cmd.Process.Pid) }
+		t.sidecarAllocs = sc.allocs
+	}
+	// Every path answers before anything is measured.
+	for _, u := range []string{t.direct, t.nginx, t.fusebox} {
+		if err := checkPath(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+
+	var rows []ProxyRow
+	for _, rate := range cfg.Rates {
+		row, err := runProxyRate(ctx, cfg, t, rate)
+		if err != nil {
+			return rows, fmt.Errorf("%d req/s: %w", rate, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func runProxyRate(ctx context.Context, cfg ProxyConfig, t proxyTargets, rate int) (ProxyRow, error) {
+	row := ProxyRow{Rate: rate}
+	noCPU := func() (time.Duration, error) { return 0, nil }
+	paths := []struct {
+		name string
+		url  string
+		dst  *ProxyPath
+		cpu  func() (time.Duration, error)
+	}{{"direct", t.direct, &row.Direct, noCPU}, {"nginx", t.nginx, &row.Nginx, t.nginxCPU}, {"fusebox", t.fusebox, &row.Fusebox, t.sidecarCPU}}
+	lat := make([][]time.Duration, len(paths))
+	slice := cfg.Duration / time.Duration(cfg.Rounds)
+	var cpu [3]time.Duration
+	var mallocs, bytes uint64
+	for round := range cfg.Rounds {
+		for i, p := range paths {
+			fmt.Fprintf(cfg.Progress, "proxy: %d req/s, %s, round %d of %d\n", rate, p.name, round+1, cfg.Rounds)
+			if _, err := openLoop(ctx, p.url, rate, cfg.Warmup); err != nil {
+				return row, err
+			}
+			profile := cfg.ProfileDir != "" && p.name == "fusebox" && round == 0
+			if profile {
+				if err := startProfiles(cfg.ProfileDir, rate); err != nil {
+					return row, err
+				}
+			}
+			var m0, b0 uint64
+			var err error
+			if p.name == "fusebox" {
+				if m0, b0, err = t.sidecarAllocs(); err != nil {
+					return row, err
+				}
+			}
+			c0, err := p.cpu()
+			if err != nil {
+				return row, err
+			}
+			res, err := openLoop(ctx, p.url, rate, slice)
+			if err != nil {
+				return row, err
+			}
+			c1, err := p.cpu()
+			if err != nil {
+				return row, err
+			}
+			if p.name == "fusebox" {
+				m1, b1, err := t.sidecarAllocs()
+				if err != nil {
+					return row, err
+				}
+				mallocs += m1 - m0
+				bytes += b1 - b0
+			}
+			if profile {
+				if err := stopProfiles(cfg.ProfileDir, rate); err != nil {
+					return row, err
+				}
+			}
+			cpu[i] += c1 - c0
+			lat[i] = append(lat[i], res.latencies...)
+			p.dst.Requests += len(res.latencies)
+			p.dst.Errors += res.errors
+			p.dst.Late += res.late
+		}
+	}
+	for i, p := range paths {
+		l := lat[i]
+		slices.Sort(l)
+		if len(l) == 0 {
+			return row, fmt.Errorf("%s: no request answered", p.name)
+		}
+		p.dst.P50, p.dst.P99, p.dst.Max = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)], l[len(l)-1]
+		p.dst.CPUPerReq = cpu[i] / time.Duration(p.dst.Requests)
+	}
+	n := float64(row.Fusebox.Requests)
+	row.Fusebox.AllocsPerReq, row.Fusebox.BytesPerReq = float64(mallocs)/n, float64(bytes)/n
+	row.NginxAdded = [2]time.Duration{row.Nginx.P50 - row.Direct.P50, row.Nginx.P99 - row.Direct.P99}
+	row.FuseboxAdded = [2]time.Duration{row.Fusebox.P50 - row.Direct.P50, row.Fusebox.P99 - row.Direct.P99}
+	return row, nil
+}
+
+// loadResult is one open-loop run: the latency of every answered
+// request, in the order sent.
+type loadResult struct {
+	latencies []time.Duration
+	errors    int
+	late      int
+}
+
+// maxInFlight bounds the generator: a request that would be one more
+// than this many at once is not sent, and counts as an error.
+const maxInFlight = 2000
+
+var loadClient = &http.Client{
+	Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: maxInFlight,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	},
+	Timeout: 10 * time.Second,
+}
+
+// openLoop sends rate requests a second to url for d, each at its
+// scheduled time whether or not the earlier ones were answered (an open
+// loop: a slow answer does not slow the load down). Timers on Linux wake
+// a sleeping Go program about every millisecond, so requests that fell
+// due meanwhile leave together; each request's latency is measured from
+// when it left, the same way for every path.
+func openLoop(ctx context.Context, url string, rate int, d time.Duration) (loadResult, error) {
+	n := int(float64(rate) * d.Seconds())
+	lat := make([]time.Duration, n)
+	var errs, late atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxInFlight)
+	body := []byte(ProxyBody)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var err error
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			if !sleepCtx(ctx, w) {
+				err = ctx.Err()
+				break
+			}
+		}
+		if time.Since(due) > time.Millisecond+interval {
+			late.Add(1)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			// The path is this far behind: the request is not sent, and
+			// counts as an error.
+			errs.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t0 := time.Now()
+			if !post(ctx, url, body) {
+				errs.Add(1)
+				lat[i] = -1
+				return
+			}
+			lat[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	res := loadResult{errors: int(errs.Load()), late: int(late.Load()), latencies: lat[:0]}
+	for _, l := range lat {
+		if l > 0 {
+			res.latencies = append(res.latencies, l)
+		}
+	}
+	return res, err
+}
+
+// post sends one request and reads its answer; true on a 200.
+func post(ctx context.Context, url string, body []byte) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sk-proxy-bench-0000")
+	resp, err := loadClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return err == nil && resp.StatusCode == http.StatusOK
+}
+
+func checkPath(ctx context.Context, url string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(ProxyBody))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := loadClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(`"chat.completion"`)) {
+		return fmt.Errorf("%s: HTTP %d %s", url, resp.StatusCode, b)
+	}
+	return nil
+}
+
+// processCPU is a process's user and system CPU time so far
+// (/proc/<pid>/stat, in 10 ms ticks).
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
+}
+
+func startProfiles(dir string, rate int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeHeap(filepath.Join(dir, fmt.Sprintf("allocs-%d-base.pprof", rate))); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", rate)))
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	cpuProfile = f
+	return nil
+}
+
+var cpuProfile *os.File
+
+func stopProfiles(dir string, rate int) error {
+	pprof.StopCPUProfile()
+	if err := cpuProfile.Close(); err != nil {
+		return err
+	}
+	return writeHeap(filepath.Join(dir, fmt.Sprintf("allocs-%d.pprof", rate)))
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// startFakeProvider runs cmd/fakeprovider on a free loopback port.
+func startFakeProvider(ctx context.Context, bin string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	context.AfterFunc(ctx, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var ev struct {
+				Listen string `json:"listen"`
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Listen != "" {
+				select {
+				case ready <- ev.Listen:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case u := <-ready:
+		return u, nil
+	case <-time.After(20 * time.Second):
+		return "", errors.New("the fake provider did not start within 20s")
+	}
+}
+
+func findNginx() (string, error) {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx", nil
+	}
+	return "", errors.New(NginxInstallHint)
+}
+
+// nginxConf is nginx as a user would put it in front of a provider:
+// proxy_pass to an upstream with keepalive connections, HTTP/1.1, no
+// access log; a worker per core.
+const nginxConf = `%s
+worker_processes auto;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path %[2]s/body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+    keepalive_requests 100000;
+    upstream provider {
+        server %[3]s;
+        keepalive 512;
+    }
+    server {
+        listen %[4]s;
+        location / {
+            proxy_pass http://provider;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`
+
+// nginxProc is nginx running as a child process.
+type nginxProc struct {
+	url  string
+	cmd  *exec.Cmd
+	stop func()
+}
+
+// cpu is the CPU time of nginx's master and its workers so far.
+func (n *nginxProc) cpu() (time.Duration, error) {
+	pid := n.cmd.Process.Pid
+	total, err := processCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range strings.Fields(string(children)) {
+		c, _ := strconv.Atoi(f)
+		d, err := processCPU(c)
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// startNginx runs nginx as a child process with a generated config in
+// prefix, proxying a free loopback port to upstream (host:port).
+func startNginx(ctx context.Context, bin, prefix, upstream string) (*nginxProc, error) {
+	if err := os.MkdirAll(prefix, 0o755); err != nil {
+		return nil, err
+	}
+	port, err := freeLoopbackPort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers reach the temp prefix
+	}
+	conf := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, user, prefix, upstream, addr)), 0o644); err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-p", prefix, "-c", conf, "-e", filepath.Join(prefix, "error.log"))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("nginx: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT) // graceful: workers finish, then exit
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			return &nginxProc{url: "http://" + addr, cmd: cmd, stop: stop}, nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
+			return nil, fmt.Errorf("nginx exited: %s %s", out.String(), log)
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, errors.New("nginx did not listen within 10s")
+		}
+	}
+}
+
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// sidecarProc is the sidecar (cmd/agent) running as its own process.
+type sidecarProc struct {
+	url  string
+	cmd  *exec.Cmd
+	exit chan struct{}
+	// scrape is what one read of /metrics allocates (count, bytes);
+	// seen counts the reads since it was measured.
+	scrape [2]uint64
+	seen   uint64
+}
+
+// startSidecar runs cmd/agent on a free loopback port with the config
+// file, against the coordinator and Redis.
+func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, token string) (*sidecarProc, error) {
+	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-config", configPath, "-coordinator-url", coordURL,
+		"-redis-url", redisURL, "-token", token, "-prefix", "proxybench", "-id", "proxy-sidecar")
+	cmd.Env = append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &sidecarProc{cmd: cmd, exit: make(chan struct{})}
+	ready := make(chan string, 1)
+	var logTail bytes.Buffer
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			if logTail.Len() < 8<<10 {
+				logTail.Write(sc.Bytes())
+				logTail.WriteByte('\n')
+			}
+			mu.Unlock()
+			var ev struct {
+				Listen string `json:"listen"`
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Listen != "" {
+				select {
+				case ready <- ev.Listen:
+				default:
+				}
+			}
+		}
+		_ = cmd.Wait()
+		close(p.exit)
+	}()
+	select {
+	case p.url = <-ready:
+		return p, nil
+	case <-p.exit:
+	case <-time.After(20 * time.Second):
+		p.stop()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return nil, fmt.Errorf("the sidecar did not start within 20s: %s", logTail.String())
+}
+
+func (p *sidecarProc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exit:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exit
+	}
+}
+
+// allocs reads the sidecar's heap allocations so far (count, bytes)
+// from its /metrics, less what the readings themselves cost it.
+func (p *sidecarProc) allocs() (uint64, uint64, error) {
+	if p.scrape[0] == 0 {
+		// Between two readings lies one reading's cost: measure it
+		// (the least of a few, idle) once.
+		p.scrape = [2]uint64{math.MaxUint64, math.MaxUint64}
+		m0, b0, err := p.readAllocs()
+		if err != nil {
+			return 0, 0, err
+		}
+		for range 5 {
+			m1, b1, err := p.readAllocs()
+			if err != nil {
+				return 0, 0, err
+			}
+			p.scrape = [2]uint64{min(p.scrape[0], m1-m0), min(p.scrape[1], b1-b0)}
+			m0, b0 = m1, b1
+		}
+		p.seen = 0
+	}
+	m, b, err := p.readAllocs()
+	p.seen++
+	return m - p.seen*p.scrape[0], b - p.seen*p.scrape[1], err
+}
+
+func (p *sidecarProc) readAllocs() (uint64, uint64, error) {
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var mallocs, bytes float64
+	var found int
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "go_memstats_mallocs_total":
+			dst = &mallocs
+		case "go_memstats_alloc_bytes_total":
+			dst = &bytes
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(v, 64); err != nil {
+			return 0, 0, fmt.Errorf("sidecar /metrics: %s: %w", name, err)
+		}
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if found != 2 {
+		return 0, 0, errors.New("sidecar /metrics: no go_memstats_mallocs_total or go_memstats_alloc_bytes_total")
+	}
+	return uint64(mallocs), uint64(bytes), nil
+}
+
+// startSidecarHere runs the sidecar in this process, served as cmd/agent
+// serves it, with a real agent against the coordinator and Redis: for
+// profiles only (ProxyConfig.ProfileDir).
+func startSidecarHere(ctx context.Context, configPath, coordURL, redisURL, token string) (string, func(), error) {
+	cfg, err := sidecar.LoadConfig(configPath, func(string) string { return "" })
+	if err != nil {
+		return "", nil, err
+	}
+	a, err := agentlib.New(agentlib.Config{CoordinatorURL: coordURL, RedisURL: redisURL, Prefix: "proxybench", Token: token, AgentID: "proxy-sidecar"})
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := sidecar.New(sidecar.Options{Config: cfg, Agent: a})
+	if err != nil {
+		_ = a.Close()
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = a.Close()
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute} // as cmd/agent
+	go func() { _ = hs.Serve(ln) }()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		_ = a.Close()
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// WriteProxyTable prints the rows: what nginx and the sidecar add to the
+// provider called directly, the CPU each spends per request, and what
+// the sidecar allocates per request.
+func WriteProxyTable(w io.Writer, cfg ProxyConfig, rows []ProxyRow) {
+	cfg = cfg.withDefaults()
+	where := "each proxy its own process"
+	if cfg.ProfileDir != "" {
+		where = "the sidecar in the generator's process, for its profiles: not comparable"
+	}
+	fmt.Fprintf(w, "Proxy: the fake provider direct, through nginx (proxy_pass, keepalive) and through the fusebox sidecar (%s); open loop, %s per path and rate in %d turns\n\n",
+		where, cfg.Duration, cfg.Rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rate\tdirect p50 / p99\tadded p50 nginx / fusebox\tadded p99 nginx / fusebox\tCPU/req nginx / fusebox\tsidecar allocs/req\tsidecar KB/req\terrors d/n/f\tlate d/n/f\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d/s\t%s / %s\t%s / %s\t%s / %s\t%s / %s\t%.0f\t%.1f\t%d/%d/%d\t%d/%d/%d\t\n", r.Rate,
+			us(r.Direct.P50), us(r.Direct.P99), us(r.NginxAdded[0]), us(r.FuseboxAdded[0]), us(r.NginxAdded[1]), us(r.FuseboxAdded[1]),
+			us(r.Nginx.CPUPerReq), us(r.Fusebox.CPUPerReq), r.Fusebox.AllocsPerReq, r.Fusebox.BytesPerReq/1024,
+			r.Direct.Errors, r.Nginx.Errors, r.Fusebox.Errors, r.Direct.Late, r.Nginx.Late, r.Fusebox.Late)
+	}
+	_ = tw.Flush()
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
