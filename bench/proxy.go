@@ -73,43 +73,68 @@ type ProxyConfig struct {
 	// the sidecar's process: such a run's latencies, allocations and CPU
 	// are not comparable with nginx's, only its profiles are of use.
 	ProfileDir string
+	// Agents are more sidecar binaries to measure, each beside the
+	// one built from this tree (fusebox), the same way.
+	Agents []ProxyAgent
 	// Progress receives a line per turn; nil discards.
 	Progress io.Writer
 }
 
+// ProxyAgent is a sidecar binary to measure beside the one built from
+// this tree: one built from an earlier commit, for a before-and-after
+// in one run.
+type ProxyAgent struct {
+	Name string // its row's name
+	Bin  string // a cmd/agent binary
+}
+
 // ProxyPath is one path's measurements at one rate.
 type ProxyPath struct {
+	// Name: direct, nginx, fusebox, or a ProxyAgent's.
+	Name     string
 	Requests int
 	Errors   int // not a 200, or no answer
 	Late     int // sent more than 1 ms after their time (the generator fell behind)
 	P50, P99 time.Duration
 	Max      time.Duration
+	// Added is p50 and p99 less the direct path's.
+	Added [2]time.Duration
 	// CPUPerReq is the proxy's CPU time per request (nginx: its master
-	// and workers; the sidecar: its process); 0 for the direct path.
+	// and workers; a sidecar: its process); 0 for the direct path.
 	CPUPerReq time.Duration
-	// AllocsPerReq and BytesPerReq are the sidecar's heap allocations
-	// per request (its Go runtime's counters, on its /metrics); 0 for the
+	// AllocsPerReq and BytesPerReq are a sidecar's heap allocations per
+	// request (its Go runtime's counters, on its /metrics); 0 for the
 	// other paths.
 	AllocsPerReq, BytesPerReq float64
 }
 
-// ProxyRow is one rate's measurements of the three paths.
+// ProxyRow is one rate's measurements of every path: direct, nginx,
+// fusebox, then the ProxyAgents.
 type ProxyRow struct {
-	Rate                   int
-	Direct, Nginx, Fusebox ProxyPath
-	// NginxAdded and FuseboxAdded are p50 and p99 less the direct path's.
-	NginxAdded, FuseboxAdded [2]time.Duration
+	Rate  int
+	Paths []ProxyPath
 }
 
-// proxyTargets are the three URLs of one run, and how to read what each
-// proxy spent.
-type proxyTargets struct {
-	direct, nginx, fusebox string
-	// nginxCPU and sidecarCPU are the proxies' CPU time so far.
-	nginxCPU, sidecarCPU func() (time.Duration, error)
-	// sidecarAllocs is the sidecar's heap allocations so far (count,
-	// bytes).
-	sidecarAllocs func() (uint64, uint64, error)
+// Path is the named path's measurements (zero when there is none).
+func (r ProxyRow) Path(name string) ProxyPath {
+	for _, p := range r.Paths {
+		if p.Name == name {
+			return p
+		}
+	}
+	return ProxyPath{}
+}
+
+// proxyTarget is one path: its URL, and how to read what its proxy
+// spent so far.
+type proxyTarget struct {
+	name string
+	url  string
+	// cpu is the proxy's CPU time; nil for none.
+	cpu func() (time.Duration, error)
+	// allocs is the sidecar's heap allocations (count, bytes); nil for
+	// none.
+	allocs func() (uint64, uint64, error)
 }
 
 // RunProxy measures the three paths at each rate.
@@ -186,40 +211,45 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	if err := os.WriteFile(scConfig, []byte(strings.ReplaceAll(string(data), "http://127.0.0.1:9090", fpURL)), 0o600); err != nil {
 		return nil, err
 	}
-	t := proxyTargets{direct: fpURL + "/openai/v1/chat/completions", nginx: ngx.url + "/openai/v1/chat/completions", nginxCPU: ngx.cpu}
-	if cfg.ProfileDir != "" {
-		scURL, stop, err := startSidecarHere(ctx, scConfig, coord.url, redisURL, token)
-		if err != nil {
-			return nil, err
+	targets := []proxyTarget{
+		{name: "direct", url: fpURL + "/openai/v1/chat/completions"},
+		{name: "nginx", url: ngx.url + "/openai/v1/chat/completions", cpu: ngx.cpu},
+	}
+	agents := append([]ProxyAgent{{Name: "fusebox", Bin: filepath.Join(dir, "agent")}}, cfg.Agents...)
+	for i, ag := range agents {
+		if cfg.ProfileDir != "" && i == 0 {
+			scURL, stop, err := startSidecarHere(ctx, scConfig, coord.url, redisURL, token)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+			targets = append(targets, proxyTarget{name: ag.Name, url: scURL + "/v1/chat/completions",
+				cpu: func() (time.Duration, error) { return processCPU(os.Getpid()) },
+				allocs: func() (uint64, uint64, error) {
+					var m runtime.MemStats
+					runtime.ReadMemStats(&m)
+					return m.Mallocs, m.TotalAlloc, nil
+				}})
+			continue
 		}
-		defer stop()
-		t.fusebox = scURL + "/v1/chat/completions"
-		t.sidecarCPU = func() (time.Duration, error) { return processCPU(os.Getpid()) }
-		t.sidecarAllocs = func() (uint64, uint64, error) {
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			return m.Mallocs, m.TotalAlloc, nil
-		}
-	} else {
-		sc, err := startSidecar(ctx, filepath.Join(dir, "agent"), scConfig, coord.url, redisURL, token)
+		sc, err := startSidecar(ctx, ag.Bin, scConfig, coord.url, redisURL, token, fmt.Sprintf("proxy-sidecar-%d", i))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", ag.Name, err)
 		}
 		defer sc.stop()
-		t.fusebox = sc.url + "/v1/chat/completions"
-		t.sidecarCPU = func() (time.Duration, error) { return processCPU(sc.cmd.Process.Pid) }
-		t.sidecarAllocs = sc.allocs
+		targets = append(targets, proxyTarget{name: ag.Name, url: sc.url + "/v1/chat/completions",
+			cpu: func() (time.Duration, error) { return processCPU(sc.cmd.Process.Pid) }, allocs: sc.allocs})
 	}
 	// Every path answers before anything is measured.
-	for _, u := range []string{t.direct, t.nginx, t.fusebox} {
-		if err := checkPath(ctx, u); err != nil {
+	for _, t := range targets {
+		if err := checkPath(ctx, t.url); err != nil {
 			return nil, err
 		}
 	}
 
 	var rows []ProxyRow
 	for _, rate := range cfg.Rates {
-		row, err := runProxyRate(ctx, cfg, t, rate)
+		row, err := runProxyRate(ctx, cfg, targets, rate)
 		if err != nil {
 			return rows, fmt.Errorf("%d req/s: %w", rate, err)
 		}
@@ -228,84 +258,83 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	return rows, nil
 }
 
-func runProxyRate(ctx context.Context, cfg ProxyConfig, t proxyTargets, rate int) (ProxyRow, error) {
-	row := ProxyRow{Rate: rate}
-	noCPU := func() (time.Duration, error) { return 0, nil }
-	paths := []struct {
-		name string
-		url  string
-		dst  *ProxyPath
-		cpu  func() (time.Duration, error)
-	}{{"direct", t.direct, &row.Direct, noCPU}, {"nginx", t.nginx, &row.Nginx, t.nginxCPU}, {"fusebox", t.fusebox, &row.Fusebox, t.sidecarCPU}}
-	lat := make([][]time.Duration, len(paths))
+func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, rate int) (ProxyRow, error) {
+	row := ProxyRow{Rate: rate, Paths: make([]ProxyPath, len(targets))}
+	lat := make([][]time.Duration, len(targets))
 	slice := cfg.Duration / time.Duration(cfg.Rounds)
-	var cpu [3]time.Duration
-	var mallocs, bytes uint64
+	cpu := make([]time.Duration, len(targets))
+	mallocs, bytes := make([]uint64, len(targets)), make([]uint64, len(targets))
 	for round := range cfg.Rounds {
-		for i, p := range paths {
-			fmt.Fprintf(cfg.Progress, "proxy: %d req/s, %s, round %d of %d\n", rate, p.name, round+1, cfg.Rounds)
-			if _, err := openLoop(ctx, p.url, rate, cfg.Warmup); err != nil {
+		for i, t := range targets {
+			fmt.Fprintf(cfg.Progress, "proxy: %d req/s, %s, round %d of %d\n", rate, t.name, round+1, cfg.Rounds)
+			if _, err := openLoop(ctx, t.url, rate, cfg.Warmup); err != nil {
 				return row, err
 			}
-			profile := cfg.ProfileDir != "" && p.name == "fusebox" && round == 0
+			profile := cfg.ProfileDir != "" && t.name == "fusebox" && round == 0
 			if profile {
 				if err := startProfiles(cfg.ProfileDir, rate); err != nil {
 					return row, err
 				}
 			}
-			var m0, b0 uint64
-			var err error
-			if p.name == "fusebox" {
-				if m0, b0, err = t.sidecarAllocs(); err != nil {
-					return row, err
-				}
-			}
-			c0, err := p.cpu()
+			m0, b0, c0, err := t.spent()
 			if err != nil {
 				return row, err
 			}
-			res, err := openLoop(ctx, p.url, rate, slice)
+			res, err := openLoop(ctx, t.url, rate, slice)
 			if err != nil {
 				return row, err
 			}
-			c1, err := p.cpu()
+			m1, b1, c1, err := t.spent()
 			if err != nil {
 				return row, err
-			}
-			if p.name == "fusebox" {
-				m1, b1, err := t.sidecarAllocs()
-				if err != nil {
-					return row, err
-				}
-				mallocs += m1 - m0
-				bytes += b1 - b0
 			}
 			if profile {
 				if err := stopProfiles(cfg.ProfileDir, rate); err != nil {
 					return row, err
 				}
 			}
+			mallocs[i] += m1 - m0
+			bytes[i] += b1 - b0
 			cpu[i] += c1 - c0
 			lat[i] = append(lat[i], res.latencies...)
-			p.dst.Requests += len(res.latencies)
-			p.dst.Errors += res.errors
-			p.dst.Late += res.late
+			p := &row.Paths[i]
+			p.Requests += len(res.latencies)
+			p.Errors += res.errors
+			p.Late += res.late
 		}
 	}
-	for i, p := range paths {
+	for i, t := range targets {
+		p := &row.Paths[i]
+		p.Name = t.name
 		l := lat[i]
 		slices.Sort(l)
 		if len(l) == 0 {
-			return row, fmt.Errorf("%s: no request answered", p.name)
+			return row, fmt.Errorf("%s: no request answered", t.name)
 		}
-		p.dst.P50, p.dst.P99, p.dst.Max = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)], l[len(l)-1]
-		p.dst.CPUPerReq = cpu[i] / time.Duration(p.dst.Requests)
+		p.P50, p.P99, p.Max = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)], l[len(l)-1]
+		n := float64(p.Requests)
+		p.CPUPerReq = cpu[i] / time.Duration(p.Requests)
+		p.AllocsPerReq, p.BytesPerReq = float64(mallocs[i])/n, float64(bytes[i])/n
 	}
-	n := float64(row.Fusebox.Requests)
-	row.Fusebox.AllocsPerReq, row.Fusebox.BytesPerReq = float64(mallocs)/n, float64(bytes)/n
-	row.NginxAdded = [2]time.Duration{row.Nginx.P50 - row.Direct.P50, row.Nginx.P99 - row.Direct.P99}
-	row.FuseboxAdded = [2]time.Duration{row.Fusebox.P50 - row.Direct.P50, row.Fusebox.P99 - row.Direct.P99}
+	for i := range row.Paths {
+		p := &row.Paths[i]
+		p.Added = [2]time.Duration{p.P50 - row.Paths[0].P50, p.P99 - row.Paths[0].P99}
+	}
 	return row, nil
+}
+
+// spent is what the target's proxy spent so far: heap allocations
+// (count, bytes) and CPU time.
+func (t proxyTarget) spent() (mallocs, bytes uint64, cpu time.Duration, err error) {
+	if t.allocs != nil {
+		if mallocs, bytes, err = t.allocs(); err != nil {
+			return
+		}
+	}
+	if t.cpu != nil {
+		cpu, err = t.cpu()
+	}
+	return
 }
 
 // loadResult is one open-loop run: the latency of every answered
@@ -665,9 +694,9 @@ type sidecarProc struct {
 
 // startSidecar runs cmd/agent on a free loopback port with the config
 // file, against the coordinator and Redis.
-func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, token string) (*sidecarProc, error) {
+func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, token, id string) (*sidecarProc, error) {
 	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-config", configPath, "-coordinator-url", coordURL,
-		"-redis-url", redisURL, "-token", token, "-prefix", "proxybench", "-id", "proxy-sidecar")
+		"-redis-url", redisURL, "-token", token, "-prefix", "proxybench", "-id", id)
 	cmd.Env = append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -821,9 +850,9 @@ func startSidecarHere(ctx context.Context, configPath, coordURL, redisURL, token
 	return "http://" + ln.Addr().String(), stop, nil
 }
 
-// WriteProxyTable prints the rows: what nginx and the sidecar add to the
-// provider called directly, the CPU each spends per request, and what
-// the sidecar allocates per request.
+// WriteProxyTable prints the rows: for each rate, each path's latency,
+// what each proxy adds to the provider called directly, the CPU it
+// spends per request, and what a sidecar allocates per request.
 func WriteProxyTable(w io.Writer, cfg ProxyConfig, rows []ProxyRow) {
 	cfg = cfg.withDefaults()
 	where := "each proxy its own process"
@@ -833,12 +862,19 @@ func WriteProxyTable(w io.Writer, cfg ProxyConfig, rows []ProxyRow) {
 	fmt.Fprintf(w, "Proxy: the fake provider direct, through nginx (proxy_pass, keepalive) and through the fusebox sidecar (%s); open loop, %s per path and rate in %d turns\n\n",
 		where, cfg.Duration, cfg.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rate\tdirect p50 / p99\tadded p50 nginx / fusebox\tadded p99 nginx / fusebox\tCPU/req nginx / fusebox\tsidecar allocs/req\tsidecar KB/req\terrors d/n/f\tlate d/n/f\t")
+	fmt.Fprintln(tw, "rate\tpath\tp50\tp99\tadded p50\tadded p99\tCPU/req\tallocs/req\tKB/req\terrors\tlate\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d/s\t%s / %s\t%s / %s\t%s / %s\t%s / %s\t%.0f\t%.1f\t%d/%d/%d\t%d/%d/%d\t\n", r.Rate,
-			us(r.Direct.P50), us(r.Direct.P99), us(r.NginxAdded[0]), us(r.FuseboxAdded[0]), us(r.NginxAdded[1]), us(r.FuseboxAdded[1]),
-			us(r.Nginx.CPUPerReq), us(r.Fusebox.CPUPerReq), r.Fusebox.AllocsPerReq, r.Fusebox.BytesPerReq/1024,
-			r.Direct.Errors, r.Nginx.Errors, r.Fusebox.Errors, r.Direct.Late, r.Nginx.Late, r.Fusebox.Late)
+		for i, p := range r.Paths {
+			added, cost := "\t", "\t\t"
+			if i > 0 {
+				added = us(p.Added[0]) + "\t" + us(p.Added[1])
+				cost = us(p.CPUPerReq) + "\t\t"
+			}
+			if p.AllocsPerReq > 0 {
+				cost = fmt.Sprintf("%s\t%.0f\t%.1f", us(p.CPUPerReq), p.AllocsPerReq, p.BytesPerReq/1024)
+			}
+			fmt.Fprintf(tw, "%d/s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", r.Rate, p.Name, us(p.P50), us(p.P99), added, cost, p.Errors, p.Late)
+		}
 	}
 	_ = tw.Flush()
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +20,9 @@ import (
 // sidecar allocates per request. FUSEBOX_PROXY_RATES overrides the rates
 // ("500,2000,5000"), FUSEBOX_PROXY_DURATION the time per path and rate,
 // FUSEBOX_PROXY_PROFILE names a directory for CPU and allocation profiles
-// of the sidecar.
+// of the sidecar (run in this process then), FUSEBOX_PROXY_AGENTS adds
+// sidecar binaries to measure beside this tree's ("before=/tmp/agent",
+// one built from an earlier commit).
 func BenchmarkProxy(b *testing.B) {
 	cfg := bench.ProxyConfig{Progress: os.Stderr, ProfileDir: os.Getenv("FUSEBOX_PROXY_PROFILE")}
 	if v := os.Getenv("FUSEBOX_PROXY_RATES"); v != "" {
@@ -37,6 +41,15 @@ func BenchmarkProxy(b *testing.B) {
 		}
 		cfg.Duration = d
 	}
+	if v := os.Getenv("FUSEBOX_PROXY_AGENTS"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			name, bin, ok := strings.Cut(strings.TrimSpace(f), "=")
+			if !ok || name == "" || bin == "" {
+				b.Fatalf("FUSEBOX_PROXY_AGENTS: %q is not name=path-to-agent-binary", f)
+			}
+			cfg.Agents = append(cfg.Agents, bench.ProxyAgent{Name: name, Bin: bin})
+		}
+	}
 	srv := redistest.Start(b)
 	cfg.RedisAddr = srv.Addr
 	for b.Loop() {
@@ -46,9 +59,9 @@ func BenchmarkProxy(b *testing.B) {
 		}
 		bench.WriteProxyTable(os.Stdout, cfg, rows)
 		last := rows[len(rows)-1]
-		b.ReportMetric(float64(last.FuseboxAdded[1].Microseconds()), "fusebox-added-p99-µs")
-		b.ReportMetric(float64(last.NginxAdded[1].Microseconds()), "nginx-added-p99-µs")
-		b.ReportMetric(last.Fusebox.AllocsPerReq, "sidecar-allocs/req")
+		b.ReportMetric(float64(last.Path("fusebox").Added[1].Microseconds()), "fusebox-added-p99-µs")
+		b.ReportMetric(float64(last.Path("nginx").Added[1].Microseconds()), "nginx-added-p99-µs")
+		b.ReportMetric(last.Path("fusebox").AllocsPerReq, "sidecar-allocs/req")
 	}
 }
 
@@ -64,27 +77,42 @@ func TestRunProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := rows[0]
-		for name, p := range map[string]bench.ProxyPath{"direct": r.Direct, "nginx": r.Nginx, "fusebox": r.Fusebox} {
-			if p.Requests != 200 || p.Errors != 0 || p.P50 <= 0 || p.P99 < p.P50 {
-				t.Errorf("%s: %+v", name, p)
-			}
+		want := []string{"direct", "nginx", "fusebox"}
+		for _, a := range cfg.Agents {
+			want = append(want, a.Name)
 		}
-		// Less than 20 allocations a request is not a sidecar that read,
-		// checked and forwarded the request; more than 100,000 is a
-		// reading gone wrong.
-		if a := r.Fusebox.AllocsPerReq; a < 20 || a > 1e5 || r.Fusebox.BytesPerReq < 1024 {
-			t.Errorf("the sidecar's allocations per request: %+v", r.Fusebox)
+		if len(r.Paths) != len(want) {
+			t.Fatalf("paths: %+v, want %v", r.Paths, want)
+		}
+		for i, p := range r.Paths {
+			if p.Name != want[i] || p.Requests != 200 || p.Errors != 0 || p.P50 <= 0 || p.P99 < p.P50 {
+				t.Errorf("path %d: %+v", i, p)
+			}
+			if i >= 2 {
+				// Less than 20 allocations a request is not a sidecar
+				// that read, checked and forwarded the request; more
+				// than 100,000 is a reading gone wrong.
+				if a := p.AllocsPerReq; a < 20 || a > 1e5 || p.BytesPerReq < 1024 {
+					t.Errorf("%s: allocations per request: %+v", p.Name, p)
+				}
+			}
 		}
 		var out bytes.Buffer
 		bench.WriteProxyTable(&out, cfg, rows)
-		if !strings.Contains(out.String(), "added p99 nginx / fusebox") || !strings.Contains(out.String(), "200/s") {
+		if !strings.Contains(out.String(), "added p99") || !strings.Contains(out.String(), "200/s") {
 			t.Fatalf("table:\n%s", out.String())
 		}
 		return r
 	}
 	base := bench.ProxyConfig{RedisAddr: srv.Addr, Rates: []int{200}, Duration: time.Second, Rounds: 1, Warmup: 100 * time.Millisecond}
-	t.Run("each proxy runs as its own process", func(t *testing.T) {
-		check(t, base)
+	t.Run("each proxy runs as its own process, another sidecar binary beside", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "agent")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/fusebox-io/fusebox/cmd/agent").CombinedOutput(); err != nil {
+			t.Fatalf("build: %v: %s", err, out)
+		}
+		cfg := base
+		cfg.Agents = []bench.ProxyAgent{{Name: "again", Bin: bin}}
+		check(t, cfg)
 	})
 	t.Run("with a profile directory the sidecar runs here and is profiled", func(t *testing.T) {
 		cfg := base
