@@ -115,7 +115,7 @@ func (u *upstream) build(r *request, model string) (*outbound, error) {
 	case r.api == APIChat:
 		o.url = openAIBase + "/chat/completions"
 		var set map[string]json.RawMessage
-		if v, ok := r.raw["max_completion_tokens"]; ok && p.Kind == KindOllama {
+		if v, ok := r.get("max_completion_tokens"); ok && p.Kind == KindOllama {
 			// Ollama takes max_tokens, not max_completion_tokens.
 			set = map[string]json.RawMessage{"max_completion_tokens": nil, "max_tokens": v}
 		}
