@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -194,4 +195,19 @@ func BenchmarkServe(b *testing.B) {
 		b.Fatal("no request reached the provider")
 	}
 	b.ReportMetric(float64(len(body)), "bytes/request")
+}
+
+// BenchmarkPercentile: a hedged request's wait, the 95th percentile of
+// the provider's last 256 first-byte times.
+func BenchmarkPercentile(b *testing.B) {
+	var f firstBytes
+	for i := range 300 {
+		f.observe("openai", time.Duration(i*7919%1000)*time.Microsecond)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := f.percentile("openai", 95); !ok {
+			b.Fatal("no percentile")
+		}
+	}
 }
