@@ -78,15 +78,15 @@ type attempt struct {
 	fin   bool             // the stream ended within head
 }
 
-func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request, o *outbound, call agentlib.Call, out chan<- *attempt) *attempt {
+func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request, o *outbound, call agentlib.Call, out chan<- *attempt, hedge bool) *attempt {
 	a := &attempt{
-		s: s, p: p, b: b, req: req, ob: o, model: model, index: index, call: call, start: time.Now(), out: out,
+		s: s, p: p, b: b, req: req, ob: o, model: model, index: index, hedge: hedge, call: call, start: time.Now(), out: out,
 		responded: make(chan struct{}), finished: make(chan struct{}), lost: make(chan struct{}), won: make(chan struct{}),
 	}
 	// An attempt outlives the request that started it: a hedge's loser
 	// may need to run on until it counts as hung. The walk cancels every
 	// attempt when the caller leaves first.
-	parent = s.traceAttempt(parent, p, b, index, model, req)
+	parent = s.traceAttempt(parent, p, b, index, model, req, hedge)
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	ctx, stop := context.WithDeadlineCause(ctx, a.start.Add(p.Total), errTotal)
 	a.ctx, a.cancel = ctx, func(cause error) { cancel(cause); stop() }

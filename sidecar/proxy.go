@@ -63,6 +63,7 @@ type walk struct {
 	running  []*attempt // at most two: the attempt and its hedge
 	tries    map[int]int
 	hedged   bool
+	hedging  bool // startNext starts the hedge
 	hedgeT   *time.Timer
 	denied   []*agentlib.DeniedError
 	failures []string
@@ -227,7 +228,7 @@ func (wk *walk) retry(a *attempt) bool {
 	}
 	wk.tries[a.index]++
 	s.metrics.retries.WithLabelValues(a.p.Name).Inc()
-	wk.running = append(wk.running, s.newAttempt(wk.ctx, a.p, a.b, a.index, a.model, wk.req, a.ob, call, wk.evs))
+	wk.running = append(wk.running, s.newAttempt(wk.ctx, a.p, a.b, a.index, a.model, wk.req, a.ob, call, wk.evs, false))
 	wk.armHedge()
 	return true
 }
@@ -289,7 +290,7 @@ func (wk *walk) startNext() bool {
 		if wk.ctxSwitched {
 			wk.triedAfter = true
 		}
-		wk.running = append(wk.running, wk.s.newAttempt(wk.ctx, p, b, i, model, wk.req, ob, call, wk.evs))
+		wk.running = append(wk.running, wk.s.newAttempt(wk.ctx, p, b, i, model, wk.req, ob, call, wk.evs, wk.hedging))
 		wk.armHedge()
 		return true
 	}
@@ -372,12 +373,12 @@ func (wk *walk) hedge() {
 		wk.s.metrics.hedges.WithLabelValues(wk.running[0].p.Name, "budget_exhausted").Inc()
 		return
 	}
-	if wk.startNext() {
+	wk.hedging = true
+	started := wk.startNext()
+	wk.hedging = false
+	if started {
 		wk.hedged = true
-		h := wk.running[len(wk.running)-1]
-		h.hedge = true
-		h.traceHedge()
-		wk.s.metrics.hedges.WithLabelValues(h.p.Name, "started").Inc()
+		wk.s.metrics.hedges.WithLabelValues(wk.running[len(wk.running)-1].p.Name, "started").Inc()
 	}
 }
 

@@ -225,17 +225,22 @@ type attemptTraceKey struct{}
 
 // traceAttempt starts an attempt's client span: parent with the span,
 // for the attempt's context.
-func (s *Server) traceAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request) context.Context {
+func (s *Server) traceAttempt(parent context.Context, p *Provider, b *agentlib.Breaker, index int, model string, req *request, hedge bool) context.Context {
 	if s.tracing == nil {
 		return parent
 	}
 	at := &attemptTrace{server: trace.SpanFromContext(parent)}
 	op := genAIOperation(req.api)
 	static := s.tracing.providers[p.Name]
-	attrs := make([]attribute.KeyValue, 0, len(static)+6)
+	attrs := make([]attribute.KeyValue, 0, len(static)+7)
 	attrs = append(attrs, static...)
 	attrs = append(attrs, attrGenAIOperation.String(op), attrGenAIReqModel.String(model), attrBreaker.String(b.Name()),
 		attrDecision.String("allowed"), attrFallback.Bool(index > 0), attrStream.Bool(req.stream))
+	if hedge {
+		// Set at the start: a hedge may answer and end before the walk
+		// that started it runs again.
+		attrs = append(attrs, attrHedged.Bool(true))
+	}
 	ctx, span := s.tracing.t.Start(parent, op+" "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	at.span = span
 	return context.WithValue(ctx, attemptTraceKey{}, at)
@@ -252,16 +257,6 @@ func (a *attempt) traceInject(r *http.Request) {
 		return
 	}
 	a.s.tracing.prop.Inject(a.ctx, propagation.HeaderCarrier(r.Header))
-}
-
-// traceHedge marks the attempt as the hedge of a slow first one.
-func (a *attempt) traceHedge() {
-	if a.s.tracing == nil {
-		return
-	}
-	if at := a.trace(); at != nil {
-		at.span.SetAttributes(attrHedged.Bool(true))
-	}
 }
 
 // traceAnswer reads the model and usage of a whole answer, as the

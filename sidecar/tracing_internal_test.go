@@ -51,7 +51,7 @@ func (h *hookRun) run() {
 	wk := &walk{s: h.s, ctx: r.Context()}
 	wk.traceDenied(h.p, h.deny)
 	wk.traceSkip(h.p, "tools")
-	ctx := h.s.traceAttempt(r.Context(), h.p, h.b, 0, "gpt-4o-mini", h.req)
+	ctx := h.s.traceAttempt(r.Context(), h.p, h.b, 0, "gpt-4o-mini", h.req, false)
 	a := &attempt{s: h.s, b: h.b, ctx: ctx}
 	out := httptest.NewRequest(http.MethodPost, "http://provider/v1/chat/completions", nil)
 	a.traceInject(out)
@@ -71,9 +71,8 @@ func TestTracing_OffAllocatesNothing(t *testing.T) {
 		traceRoute(span, h.route, h.req)
 		wk.traceDenied(h.p, h.deny)
 		wk.traceSkip(h.p, "tools")
-		_ = s.traceAttempt(h.r.Context(), h.p, nil, 0, "m", h.req)
+		_ = s.traceAttempt(h.r.Context(), h.p, nil, 0, "m", h.req, true)
 		a.traceInject(h.r)
-		a.traceHedge()
 		a.traceAnswer(h.body)
 		a.traceEvent(h.ev)
 		a.traceEnd(agentlib.Failure(errors.New("x")), "503")
