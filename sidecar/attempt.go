@@ -95,7 +95,6 @@ func (s *Server) newAttempt(parent context.Context, p *Provider, b *agentlib.Bre
 }
 
 func (a *attempt) run() {
-	go a.watchLost()
 	a.do()
 	a.out <- a
 	if a.kind != attReady || !a.req.stream {
@@ -113,8 +112,15 @@ func (a *attempt) run() {
 	}
 }
 
-// lose tells the attempt another answer was served.
-func (a *attempt) lose() { a.loseOnce.Do(func() { close(a.lost) }) }
+// lose tells the attempt another answer was served, and calls it off
+// unless it has finished (watchLost, in a goroutine of its own: only a
+// losing attempt needs one).
+func (a *attempt) lose() {
+	a.loseOnce.Do(func() {
+		close(a.lost)
+		go a.watchLost()
+	})
+}
 
 // watchLost calls a losing attempt off. One that has not answered yet is
 // kept until it would count as hung (the policy's hang_after, and the
@@ -124,7 +130,7 @@ func (a *attempt) watchLost() {
 	select {
 	case <-a.finished:
 		return
-	case <-a.lost:
+	default:
 	}
 	if hang := a.b.HangAfter(); hang > 0 {
 		t := time.NewTimer(time.Until(a.start.Add(hang + a.s.agent.HangGrace())))
@@ -202,7 +208,7 @@ func (a *attempt) gone() bool {
 func (a *attempt) do() {
 	defer close(a.finished)
 	up := a.s.upstreams[a.p.Name]
-	hreq, err := a.ob.request(a.ctx)
+	hreq, err := a.ob.request(a.ctx, a.s.tracing != nil)
 	if err != nil { // a URL from a validated base URL: cannot happen
 		a.fail(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "bad_request")
 		return
@@ -250,7 +256,7 @@ func (a *attempt) do() {
 	a.exhausted(resp.Header)
 	if !a.req.stream {
 		a.markResponded()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+		body, err := readAll(io.LimitReader(resp.Body, maxUpstreamBody+1), resp.ContentLength)
 		_ = resp.Body.Close()
 		if err != nil {
 			if a.gone() {

@@ -57,12 +57,18 @@ type outbound struct {
 	dropped []string
 }
 
-func (o *outbound) request(ctx context.Context) (*http.Request, error) {
+// request is the HTTP request for one try. Its header is the outbound's
+// own, which the transport only reads, or a copy when the try adds to it
+// (own: tracing's traceparent).
+func (o *outbound) request(ctx context.Context, own bool) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.url, bytes.NewReader(o.body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header = o.header.Clone()
+	req.Header = o.header
+	if own {
+		req.Header = o.header.Clone()
+	}
 	return req, nil
 }
 
