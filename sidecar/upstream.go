@@ -23,8 +23,12 @@ func newUpstream(p *Provider) *upstream {
 		DialContext:           (&net.Dialer{Timeout: p.Connect, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   p.Connect,
 		ResponseHeaderTimeout: p.FirstByte,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
+		// A burst of calls leaves up to 512 connections to the provider
+		// open for the next (nginx's keepalive in the proxy benchmark):
+		// fewer, and every burst beyond them is dialled (and at a real
+		// provider, handshaken) again. Idle ones close after 90 s.
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
