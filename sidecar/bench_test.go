@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,16 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		}
 	})
+	long := []byte(benchLong)
+	b.Run("parse 100KB", func(b *testing.B) {
+		b.SetBytes(int64(len(long)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := parseRequest(APIChat, long, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	r, _ := parseRequest(APIChat, body, nil)
 	b.Run("needs", func(b *testing.B) {
 		b.ReportAllocs()
@@ -63,6 +74,34 @@ func BenchmarkRequest(b *testing.B) {
 		})
 	}
 	b.ReportMetric(float64(len(body)), "bytes/request")
+}
+
+// benchLong is a long prompt: a chat request of about 100 KB.
+var benchLong = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Summarize the document."},` +
+	`{"role":"user","content":"` + strings.Repeat("The quick brown fox jumps over the lazy dog, twice. ", 2000) + `"}],"max_tokens":512}`
+
+// BenchmarkValidJSON: checking a body is JSON, encoding/json's way and
+// validJSON's, on a typical request and a long one.
+func BenchmarkValidJSON(b *testing.B) {
+	for _, body := range []struct {
+		name string
+		b    []byte
+	}{{"2KB", []byte(benchChat)}, {"100KB", []byte(benchLong)}} {
+		for _, v := range []struct {
+			name  string
+			valid func([]byte) bool
+		}{{"json.Valid", json.Valid}, {"validJSON", validJSON}} {
+			b.Run(body.name+"/"+v.name, func(b *testing.B) {
+				b.SetBytes(int64(len(body.b)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if !v.valid(body.b) {
+						b.Fatal("not valid")
+					}
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkBreakerFor: finding a request's breaker, per provider (a

@@ -9,7 +9,7 @@ import (
 // A request body is read where it lies: the members the sidecar checks
 // are found by walking the JSON's bytes, and everything else is passed
 // on as sent, never decoded into values and encoded again. Every walk
-// here expects JSON that json.Valid accepted (parseRequest checks that
+// here expects JSON that validJSON accepted (parseRequest checks that
 // first), so it only finds where values begin and end. Strings are
 // decoded as encoding/json decodes them (escapes, invalid UTF-8), and
 // only when they hold an escape or a byte that is not UTF-8: otherwise
@@ -248,4 +248,188 @@ func isNumber(v []byte) bool {
 	}
 	var f float64
 	return json.Unmarshal(v, &f) == nil
+}
+
+// maxNesting is how deep encoding/json lets JSON nest.
+const maxNesting = 10000
+
+// validJSON reports whether b is one JSON value, as json.Valid does
+// (nesting at most 10,000 deep, bytes that are not UTF-8 taken inside
+// strings), without its byte-at-a-time state machine: a long string is
+// one loop.
+func validJSON(b []byte) bool {
+	var buf [64]byte
+	open := buf[:0] // the containers the value is in, '{' or '['
+	i := skipSpace(b, 0)
+	for {
+		// A value starts at i.
+		if i >= len(b) {
+			return false
+		}
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if len(open) == maxNesting {
+				return false
+			}
+			open = append(open, c)
+			i = skipSpace(b, i+1)
+			if i < len(b) && b[i] == c+2 { // '}' and ']' are '{' and '[' plus 2
+				open = open[:len(open)-1]
+				i++
+				break
+			}
+			if c == '{' {
+				if i = validKey(b, i); i < 0 {
+					return false
+				}
+			}
+			continue
+		case c == '"':
+			if i = validString(b, i); i < 0 {
+				return false
+			}
+		case c == 't':
+			if !bytes.HasPrefix(b[i:], []byte("true")) {
+				return false
+			}
+			i += 4
+		case c == 'f':
+			if !bytes.HasPrefix(b[i:], []byte("false")) {
+				return false
+			}
+			i += 5
+		case c == 'n':
+			if !bytes.HasPrefix(b[i:], []byte("null")) {
+				return false
+			}
+			i += 4
+		default:
+			if i = validNumber(b, i); i < 0 {
+				return false
+			}
+		}
+		// After a value: the end, the next member or element, or the end
+		// of containers.
+		for {
+			i = skipSpace(b, i)
+			if len(open) == 0 {
+				return i == len(b)
+			}
+			if i >= len(b) {
+				return false
+			}
+			top := open[len(open)-1]
+			if b[i] == top+2 {
+				open = open[:len(open)-1]
+				i++
+				continue
+			}
+			if b[i] != ',' {
+				return false
+			}
+			i = skipSpace(b, i+1)
+			if top == '{' {
+				if i = validKey(b, i); i < 0 {
+					return false
+				}
+			}
+			break
+		}
+	}
+}
+
+// validKey checks an object's key and its colon at b[i]; it returns
+// where the value starts, or -1.
+func validKey(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	if i = validString(b, i); i < 0 {
+		return -1
+	}
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return -1
+	}
+	return skipSpace(b, i+1)
+}
+
+// validString checks the string at b[i] (its opening quote); it returns
+// its end, or -1.
+func validString(b []byte, i int) int {
+	for i++; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			if i+1 >= len(b) {
+				return -1
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return -1
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return -1
+					}
+				}
+				i += 6
+			default:
+				return -1
+			}
+		case c < 0x20:
+			return -1
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// validNumber checks the number at b[i]; it returns its end, or -1.
+func validNumber(b []byte, i int) int {
+	digits := func(i int) int {
+		j := i
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
 }

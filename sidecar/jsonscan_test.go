@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -176,4 +177,29 @@ func TestKeySet_Add(t *testing.T) {
 			t.Fatalf("key %d not seen before", i)
 		}
 	}
+}
+
+// FuzzValidJSON: validJSON says what json.Valid says.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range readingSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{
+		``, ` `, `0`, `-0`, `-`, `01`, `1.`, `1.5e`, `1.5e+3`, `1E-3`, `-1.0e10`, `.5`, `+1`, `1e`, `2.e3`,
+		`true`, `tru`, `truex`, `false `, ` null`, `nul`, `"`, `""`, `"\"`, `"\u00e9"`, `"\u00g9"`, `"\x"`, `"\/\b\f\n\r\t"`,
+		"\"a\x01b\"", "\"\xff\xfe\"", "\"\u2028\"", `{}`, `[]`, `{`, `[`, `]`, `}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `[1,]`, `[,1]`,
+		`{,}`, `{"a":1 "b":2}`, `[1 2]`, `{"a":[{"b":[]}]}`, `{"a":1}}`, `[[]]]`, `{"a":1} x`, "{\"a\":1}\t\n\r ", `{1:2}`, `{"a"::1}`,
+		`[{"a":1},{"b":[true,false,null]}]`, `"\ud800"`, `{"a":"b"}{}`,
+		strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting),
+		strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1),
+		strings.Repeat(`{"a":`, maxNesting) + "1" + strings.Repeat("}", maxNesting),
+		strings.Repeat(`{"a":`, maxNesting+1) + "1" + strings.Repeat("}", maxNesting+1),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		}
+	})
 }

@@ -83,11 +83,11 @@ func refuse(param, format string, a ...any) error {
 }
 
 // parseRequest reads and checks an inbound body: it must be valid JSON
-// (json.Valid), an object; the members checked are found where they lie
-// (jsonscan.go), none decoded beyond what its check needs.
+// (validJSON, as json.Valid), an object; the members checked are found
+// where they lie (jsonscan.go), none decoded beyond what its check needs.
 func parseRequest(api API, body []byte, h http.Header) (*request, error) {
 	start := skipSpace(body, 0)
-	if start == len(body) || body[start] != '{' || !json.Valid(body) {
+	if start == len(body) || body[start] != '{' || !validJSON(body) {
 		return nil, refuse("", "the body must be a JSON object: a %s request", apiNoun(api))
 	}
 	r := &request{api: api, body: body}
