@@ -174,12 +174,22 @@ func (a *attempt) end(o agentlib.Outcome, result string) {
 	})
 }
 
+// close ends a stream that was ready (served, or lost a race): nothing
+// reads it after.
 func (a *attempt) close() {
 	if a.resp != nil {
 		_ = a.resp.Body.Close()
 	}
+	if a.rd != nil {
+		a.rd.Reset(nil)
+		streamReaders.Put(a.rd)
+		a.rd = nil
+	}
 	a.cancel(nil)
 }
+
+// streamReaders are the 64 KiB readers of streams, reused.
+var streamReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // fail ends the attempt with kind, a reason for the caller and the log,
 // and the outcome its breaker records.
@@ -293,7 +303,8 @@ func (a *attempt) do() {
 		a.end(agentlib.Success(), "200")
 		return
 	}
-	a.rd = bufio.NewReaderSize(resp.Body, 64<<10)
+	a.rd = streamReaders.Get().(*bufio.Reader)
+	a.rd.Reset(resp.Body)
 	a.relay = newRelay(a.req, a.ob)
 	for {
 		evs, fin, err := a.read()

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -176,10 +177,27 @@ func (w *nullWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// BenchmarkServe: one non-streamed chat request through the handler, on
-// the shipped config (examples/sidecar.yaml: capabilities, a hedge), the
-// provider's answer from memory. allocs/op is what the sidecar allocates
-// per request, less the network's share.
+// benchChunks is the stream BenchmarkServe/stream's provider sends: a
+// role chunk, 40 chunks of a word, a finish and [DONE].
+var benchChunks = func() []byte {
+	var b bytes.Buffer
+	chunk := func(delta, finish string) {
+		fmt.Fprintf(&b, `data: {"id":"chatcmpl-fake1","object":"chat.completion.chunk","created":1764600000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":%s,"finish_reason":%s,"logprobs":null}]}`+"\n\n", delta, finish)
+	}
+	chunk(`{"role":"assistant","content":""}`, "null")
+	for i := range 40 {
+		chunk(fmt.Sprintf(`{"content":"word%d "}`, i), "null")
+	}
+	chunk(`{}`, `"stop"`)
+	b.WriteString("data: [DONE]\n\n")
+	return b.Bytes()
+}()
+
+// BenchmarkServe: one chat request through the handler, on the shipped
+// config (examples/sidecar.yaml: capabilities, a hedge), the provider's
+// answer from memory: a whole answer (plain), or a stream of 43 events
+// (stream). allocs/op is what the sidecar allocates per request, less
+// the network's share.
 func BenchmarkServe(b *testing.B) {
 	c := testcluster.Start(b, testcluster.Options{})
 	a, err := agentlib.New(agentlib.Config{CoordinatorURL: c.URLs(), RedisURL: c.Redis.URL(), Token: testcluster.AgentToken})
@@ -199,41 +217,55 @@ func BenchmarkServe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr := &cannedTransport{header: http.Header{
-		"Content-Type":                   {"application/json"},
+	rateLimits := http.Header{
 		"X-Ratelimit-Limit-Requests":     {"10000"},
 		"X-Ratelimit-Remaining-Requests": {"9999"},
 		"X-Ratelimit-Reset-Requests":     {"6ms"},
 		"X-Ratelimit-Limit-Tokens":       {"1000000"},
 		"X-Ratelimit-Remaining-Tokens":   {"999900"},
 		"X-Ratelimit-Reset-Tokens":       {"3ms"},
-	}, body: []byte(`{"id":"chatcmpl-fake1","object":"chat.completion","created":1764600000,"model":"gpt-4o-mini",` +
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake provider. All systems nominal.","refusal":null},"finish_reason":"stop","logprobs":null}],` +
-		`"usage":{"prompt_tokens":330,"completion_tokens":9,"total_tokens":339}}`)}
+	}
+	tr := &cannedTransport{}
 	for _, u := range s.upstreams {
 		u.client.Transport = tr
 	}
-	body := []byte(benchPlain)
-	rb := &rewindBody{}
-	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
-	req.Header.Set("Content-Type", "application/json")
-	req.ContentLength = int64(len(body))
-	w := &nullWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		w.status = 0
-		rb.Reset(body)
-		req.Body = rb
-		s.ServeHTTP(w, req)
-		if w.status != http.StatusOK {
-			b.Fatalf("status %d", w.status)
-		}
+	for _, m := range []struct {
+		name, body, contentType string
+		answer                  []byte
+	}{
+		{"plain", benchPlain, "application/json", []byte(`{"id":"chatcmpl-fake1","object":"chat.completion","created":1764600000,"model":"gpt-4o-mini",` +
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the fake provider. All systems nominal.","refusal":null},"finish_reason":"stop","logprobs":null}],` +
+			`"usage":{"prompt_tokens":330,"completion_tokens":9,"total_tokens":339}}`)},
+		{"stream", strings.Replace(benchPlain, `{"model":"gpt-4o-mini",`, `{"model":"gpt-4o-mini","stream":true,`, 1), "text/event-stream", benchChunks},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			tr.header = rateLimits.Clone()
+			tr.header.Set("Content-Type", m.contentType)
+			tr.body = m.answer
+			tr.sent.Store(0)
+			body := []byte(m.body)
+			rb := &rewindBody{}
+			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+			req.Header.Set("Content-Type", "application/json")
+			req.ContentLength = int64(len(body))
+			w := &nullWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				w.status, w.n = 0, 0
+				rb.Reset(body)
+				req.Body = rb
+				s.ServeHTTP(w, req)
+				if w.status != http.StatusOK || w.n == 0 {
+					b.Fatalf("status %d, %d bytes", w.status, w.n)
+				}
+			}
+			if tr.sent.Load() == 0 {
+				b.Fatal("no request reached the provider")
+			}
+			b.ReportMetric(float64(len(body)), "bytes/request")
+		})
 	}
-	if tr.sent.Load() == 0 {
-		b.Fatal("no request reached the provider")
-	}
-	b.ReportMetric(float64(len(body)), "bytes/request")
 }
 
 // BenchmarkPercentile: a hedged request's wait, the 95th percentile of

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/fusebox-io/fusebox/provider"
 )
 
 // readingSeeds are bodies where reading in place could part from
@@ -200,6 +202,25 @@ func FuzzValidJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := validJSON(b), json.Valid(b); got != want {
 			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		}
+	})
+}
+
+// FuzzMayBeError: a chunk mayBeError passes over is one provider.ParseError
+// finds no error in.
+func FuzzMayBeError(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"c","object":"chat.completion.chunk","choices":[{"delta":{"content":"hi"}}]}`,
+		`{"error":{"message":"overloaded","type":"server_error","code":502}}`,
+		`{"ERROR":{"message":"x"}}`, `{"\u0065rror":"boom"}`, `{"error":null}`, `{"error":null,"Error":{"message":"x"}}`,
+		`{"error":{"message":"x"},"error":null}`, `{"type":"error","error":{"type":"overloaded_error","message":"x"}}`,
+		`{"error":"model not found"}`, `[{"error":1}]`, `"error"`, `null`, `{"error":`, ` {"error":1} `, `{"errors":[1]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if e := provider.ParseError(b); e.Shape != provider.ShapeUnknown && !mayBeError(b) {
+			t.Fatalf("%q: ParseError read %+v, mayBeError passed it over", b, e)
 		}
 	})
 }

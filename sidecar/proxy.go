@@ -455,11 +455,14 @@ func (s *Server) serve(ctx context.Context, w http.ResponseWriter, a *attempt, h
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	var buf []byte // the events of one read, on the wire
 	write := func(evs []provider.Event) error {
+		buf = buf[:0]
 		for _, ev := range evs {
-			if _, err := w.Write(ev.Bytes()); err != nil {
-				return err
-			}
+			buf = ev.Append(buf)
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
 		}
 		if fl != nil {
 			fl.Flush()
