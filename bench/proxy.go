@@ -14,8 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,9 +22,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/fusebox-io/fusebox/agentlib"
-	"github.com/fusebox-io/fusebox/sidecar"
 )
 
 // NginxInstallHint says how to get nginx on this project's machines.
@@ -64,14 +59,12 @@ type ProxyConfig struct {
 	// http://127.0.0.1:9090 are pointed at the fake provider. Default
 	// ../examples/sidecar.yaml (as shipped).
 	SidecarConfig string
-	// ProfileDir, when set, runs the sidecar in this process instead of
-	// as its own (cmd/agent), to profile it: it receives a CPU profile of
-	// each sidecar turn of the first round (cpu-<rate>.pprof) and heap
-	// profiles before and after them (allocs-<rate>-base.pprof,
+	// ProfileDir, when set, receives profiles of the sidecar (fusebox),
+	// built with -tags pprof for them (cmd/agent/pprof.go): a CPU
+	// profile of each of its turns of the first round (cpu-<rate>.pprof)
+	// and heap profiles before and after them (allocs-<rate>-base.pprof,
 	// allocs-<rate>.pprof: compare with go tool pprof
-	// -sample_index=alloc_space -base). The load generator then shares
-	// the sidecar's process: such a run's latencies, allocations and CPU
-	// are not comparable with nginx's, only its profiles are of use.
+	// -sample_index=alloc_space -base).
 	ProfileDir string
 	// Agents are more sidecar binaries to measure, each beside the
 	// one built from this tree (fusebox), the same way.
@@ -135,6 +128,8 @@ type proxyTarget struct {
 	// allocs is the sidecar's heap allocations (count, bytes); nil for
 	// none.
 	allocs func() (uint64, uint64, error)
+	// pprof is the sidecar's net/http/pprof (ProfileDir); "" for none.
+	pprof string
 }
 
 // RunProxy measures the three paths at each rate.
@@ -187,6 +182,12 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	if err != nil {
 		return nil, fmt.Errorf("build: %v: %s", err, out)
 	}
+	if cfg.ProfileDir != "" {
+		out, err := exec.Command("go", "build", "-tags", "pprof", "-o", filepath.Join(dir, "agent-pprof"), "github.com/fusebox-io/fusebox/cmd/agent").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("build: %v: %s", err, out)
+		}
+	}
 	fpURL, err := startFakeProvider(ctx, filepath.Join(dir, "fakeprovider"))
 	if err != nil {
 		return nil, err
@@ -217,28 +218,23 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	}
 	agents := append([]ProxyAgent{{Name: "fusebox", Bin: filepath.Join(dir, "agent")}}, cfg.Agents...)
 	for i, ag := range agents {
+		var env []string
+		var pprofURL string
 		if cfg.ProfileDir != "" && i == 0 {
-			scURL, stop, err := startSidecarHere(ctx, scConfig, coord.url, redisURL, token)
+			port, err := freeLoopbackPort()
 			if err != nil {
 				return nil, err
 			}
-			defer stop()
-			targets = append(targets, proxyTarget{name: ag.Name, url: scURL + "/v1/chat/completions",
-				cpu: func() (time.Duration, error) { return processCPU(os.Getpid()) },
-				allocs: func() (uint64, uint64, error) {
-					var m runtime.MemStats
-					runtime.ReadMemStats(&m)
-					return m.Mallocs, m.TotalAlloc, nil
-				}})
-			continue
+			ag.Bin, pprofURL = filepath.Join(dir, "agent-pprof"), fmt.Sprintf("http://127.0.0.1:%d", port)
+			env = []string{"FUSEBOX_PPROF_LISTEN=" + strings.TrimPrefix(pprofURL, "http://")}
 		}
-		sc, err := startSidecar(ctx, ag.Bin, scConfig, coord.url, redisURL, token, fmt.Sprintf("proxy-sidecar-%d", i))
+		sc, err := startSidecar(ctx, ag.Bin, scConfig, coord.url, redisURL, token, fmt.Sprintf("proxy-sidecar-%d", i), env)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ag.Name, err)
 		}
 		defer sc.stop()
 		targets = append(targets, proxyTarget{name: ag.Name, url: sc.url + "/v1/chat/completions",
-			cpu: func() (time.Duration, error) { return processCPU(sc.cmd.Process.Pid) }, allocs: sc.allocs})
+			cpu: func() (time.Duration, error) { return processCPU(sc.cmd.Process.Pid) }, allocs: sc.allocs, pprof: pprofURL})
 	}
 	// Every path answers before anything is measured.
 	for _, t := range targets {
@@ -270,13 +266,16 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 			if _, err := openLoop(ctx, t.url, rate, cfg.Warmup); err != nil {
 				return row, err
 			}
-			profile := cfg.ProfileDir != "" && t.name == "fusebox" && round == 0
-			if profile {
-				if err := startProfiles(cfg.ProfileDir, rate); err != nil {
+			var err error
+			var profiled chan error
+			if t.pprof != "" && round == 0 {
+				if profiled, err = startProfiles(ctx, t.pprof, cfg.ProfileDir, rate, slice); err != nil {
 					return row, err
 				}
 			}
-			m0, b0, c0, err := t.spent()
+			var m0, b0 uint64
+			var c0 time.Duration
+			m0, b0, c0, err = t.spent()
 			if err != nil {
 				return row, err
 			}
@@ -288,8 +287,11 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 			if err != nil {
 				return row, err
 			}
-			if profile {
-				if err := stopProfiles(cfg.ProfileDir, rate); err != nil {
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return row, err
+				}
+				if err := getProfile(ctx, t.pprof+"/debug/pprof/allocs", filepath.Join(cfg.ProfileDir, fmt.Sprintf("allocs-%d.pprof", rate))); err != nil {
 					return row, err
 				}
 			}
@@ -466,41 +468,44 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
 }
 
-func startProfiles(dir string, rate int) error {
+// startProfiles saves the sidecar's heap profile (allocs-<rate>-base)
+// and starts a CPU profile of d (cpu-<rate>), whose end the channel
+// reports.
+func startProfiles(ctx context.Context, pprofURL, dir string, rate int, d time.Duration) (chan error, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	if err := writeHeap(filepath.Join(dir, fmt.Sprintf("allocs-%d-base.pprof", rate))); err != nil {
-		return err
+	if err := getProfile(ctx, pprofURL+"/debug/pprof/allocs", filepath.Join(dir, fmt.Sprintf("allocs-%d-base.pprof", rate))); err != nil {
+		return nil, err
 	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", rate)))
+	done := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Round(time.Second)/time.Second))
+		done <- getProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, secs), filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", rate)))
+	}()
+	return done, nil
+}
+
+// getProfile saves what a pprof URL answers to path.
+func getProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return err
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
 	}
-	cpuProfile = f
-	return nil
-}
-
-var cpuProfile *os.File
-
-func stopProfiles(dir string, rate int) error {
-	pprof.StopCPUProfile()
-	if err := cpuProfile.Close(); err != nil {
-		return err
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("pprof %s: HTTP %d %s", url, resp.StatusCode, b)
 	}
-	return writeHeap(filepath.Join(dir, fmt.Sprintf("allocs-%d.pprof", rate)))
-}
-
-func writeHeap(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+	if _, err := io.Copy(f, resp.Body); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -694,10 +699,10 @@ type sidecarProc struct {
 
 // startSidecar runs cmd/agent on a free loopback port with the config
 // file, against the coordinator and Redis.
-func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, token, id string) (*sidecarProc, error) {
+func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, token, id string, env []string) (*sidecarProc, error) {
 	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-config", configPath, "-coordinator-url", coordURL,
 		"-redis-url", redisURL, "-token", token, "-prefix", "proxybench", "-id", id)
-	cmd.Env = append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info")
+	cmd.Env = append(append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -817,39 +822,6 @@ func (p *sidecarProc) readAllocs() (uint64, uint64, error) {
 	return uint64(mallocs), uint64(bytes), nil
 }
 
-// startSidecarHere runs the sidecar in this process, served as cmd/agent
-// serves it, with a real agent against the coordinator and Redis: for
-// profiles only (ProxyConfig.ProfileDir).
-func startSidecarHere(ctx context.Context, configPath, coordURL, redisURL, token string) (string, func(), error) {
-	cfg, err := sidecar.LoadConfig(configPath, func(string) string { return "" })
-	if err != nil {
-		return "", nil, err
-	}
-	a, err := agentlib.New(agentlib.Config{CoordinatorURL: coordURL, RedisURL: redisURL, Prefix: "proxybench", Token: token, AgentID: "proxy-sidecar"})
-	if err != nil {
-		return "", nil, err
-	}
-	srv, err := sidecar.New(sidecar.Options{Config: cfg, Agent: a})
-	if err != nil {
-		_ = a.Close()
-		return "", nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		_ = a.Close()
-		return "", nil, err
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute} // as cmd/agent
-	go func() { _ = hs.Serve(ln) }()
-	stop := func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-		_ = a.Close()
-	}
-	return "http://" + ln.Addr().String(), stop, nil
-}
-
 // WriteProxyTable prints the rows: for each rate, each path's latency,
 // what each proxy adds to the provider called directly, the CPU it
 // spends per request, and what a sidecar allocates per request.
@@ -857,7 +829,7 @@ func WriteProxyTable(w io.Writer, cfg ProxyConfig, rows []ProxyRow) {
 	cfg = cfg.withDefaults()
 	where := "each proxy its own process"
 	if cfg.ProfileDir != "" {
-		where = "the sidecar in the generator's process, for its profiles: not comparable"
+		where = "each proxy its own process, the sidecar profiled"
 	}
 	fmt.Fprintf(w, "Proxy: the fake provider direct, through nginx (proxy_pass, keepalive) and through the fusebox sidecar (%s); open loop, %s per path and rate in %d turns\n\n",
 		where, cfg.Duration, cfg.Rounds)

@@ -20,7 +20,7 @@ import (
 // sidecar allocates per request. FUSEBOX_PROXY_RATES overrides the rates
 // ("500,2000,5000"), FUSEBOX_PROXY_DURATION the time per path and rate,
 // FUSEBOX_PROXY_PROFILE names a directory for CPU and allocation profiles
-// of the sidecar (run in this process then), FUSEBOX_PROXY_AGENTS adds
+// of the sidecar (built with -tags pprof then), FUSEBOX_PROXY_AGENTS adds
 // sidecar binaries to measure beside this tree's ("before=/tmp/agent",
 // one built from an earlier commit).
 func BenchmarkProxy(b *testing.B) {
@@ -114,7 +114,7 @@ func TestRunProxy(t *testing.T) {
 		cfg.Agents = []bench.ProxyAgent{{Name: "again", Bin: bin}}
 		check(t, cfg)
 	})
-	t.Run("with a profile directory the sidecar runs here and is profiled", func(t *testing.T) {
+	t.Run("with a profile directory the sidecar is profiled", func(t *testing.T) {
 		cfg := base
 		cfg.ProfileDir = t.TempDir()
 		check(t, cfg)
