@@ -26,7 +26,7 @@ deps:
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-nginx.sh
 
-# Every comparison in one run, about 8 minutes on 2 cores (docs/benchmarks.md).
+# Every comparison in one run, about 11 minutes on 2 cores (docs/benchmarks.md).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./agentlib
 	$(GO) test -run '^$$' -bench PerCall -benchmem ./bench
