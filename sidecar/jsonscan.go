@@ -243,7 +243,7 @@ func isNumber(v []byte) bool {
 	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 		return false
 	}
-	if len(v) <= 15 && bytes.IndexAny(v, "eE") < 0 {
+	if len(v) <= 15 && !bytes.ContainsAny(v, "eE") {
 		return true // no exponent, 15 digits at most: in range
 	}
 	var f float64
