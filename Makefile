@@ -2,9 +2,9 @@ GO ?= go
 
 .PHONY: test test-unit test-integration images bench lint tidy-check deps
 
-# The one test command: installs what it needs (redis-server, chromium),
-# builds the images, vets, runs every test with the race detector, then
-# the container suites.
+# The one test command: installs what it needs (redis-server, chromium,
+# nginx), builds the images, vets, runs every test with the race detector,
+# then the container suites.
 test: test-unit test-integration
 
 test-unit: deps
@@ -24,8 +24,9 @@ test-integration: deps images
 deps:
 	@./scripts/ensure-redis.sh
 	@./scripts/ensure-chromium.sh
+	@./scripts/ensure-nginx.sh
 
-# Every comparison in one run, about 8 minutes on 2 cores (docs/benchmarks.md).
+# Every comparison in one run, about 11 minutes on 2 cores (docs/benchmarks.md).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./agentlib
 	$(GO) test -run '^$$' -bench PerCall -benchmem ./bench
@@ -33,6 +34,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench Fleet -benchtime 1x -timeout 20m ./bench
 	$(GO) test -run '^$$' -bench Registry -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench Fanout -benchtime 1x ./bench
+	$(GO) test -run '^$$' -bench 'Request|Serve' -benchmem ./sidecar
+	$(GO) test -run '^$$' -bench Proxy -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench SeedScenario -benchtime 1x -timeout 20m ./bench
 
 lint:

@@ -184,6 +184,8 @@ func FuzzParseError(f *testing.F) {
 func FuzzRetryIn(f *testing.F) {
 	f.Add("30", "1500", "0", "6m0s", "0", "2025-10-30T16:18:07Z")
 	f.Add("Thu, 30 Oct 2025 16:18:37 GMT", "", "-1", "-5s", "x", "not a time")
+	f.Add("", "", " 0 ", "20ms", "+0", "2025-10-30T16:18:07Z")
+	f.Add("", "", "00", "1s", "-0", "2025-10-30T16:19:07Z")
 	f.Fuzz(func(t *testing.T, retryAfter, retryAfterMS, remaining, reset, anthropicRemaining, anthropicReset string) {
 		h := http.Header{}
 		h.Set("Retry-After", retryAfter)
@@ -197,6 +199,15 @@ func FuzzRetryIn(f *testing.F) {
 			if d < 0 || d > MaxRetryAfter {
 				t.Fatalf("%v out of range", d)
 			}
+		}
+		// Exhausted reads only the remaining counts first: it says what
+		// every window read says.
+		var want time.Duration
+		if until := ParseRateLimits(h, now).ExhaustedUntil(); until.After(now) {
+			want = min(until.Sub(now), MaxRetryAfter)
+		}
+		if got := Exhausted(h, now); got != want {
+			t.Fatalf("Exhausted %v, the windows say %v", got, want)
 		}
 	})
 }

@@ -83,11 +83,35 @@ func (rls RateLimits) ExhaustedUntil() time.Time {
 // 0, relative to now and capped at MaxRetryAfter; 0 when none is. A caller
 // treats it like a Retry-After: the next call would be a 429.
 func Exhausted(h http.Header, now time.Time) time.Duration {
+	if !anyRemainingZero(h) {
+		return 0 // every answer is read for this: most have none at 0
+	}
 	until := ParseRateLimits(h, now).ExhaustedUntil()
 	if !until.After(now) {
 		return 0
 	}
 	return min(until.Sub(now), MaxRetryAfter)
+}
+
+// remainingHeaders are the remaining counts ParseRateLimits reads, as
+// http.Header keys them.
+var remainingHeaders = [...]string{
+	"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens",
+	"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Tokens-Remaining",
+	"Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Remaining",
+}
+
+// anyRemainingZero reports whether a remaining count ParseRateLimits
+// would read is 0: only then can a window be exhausted.
+func anyRemainingZero(h http.Header) bool {
+	for _, k := range remainingHeaders {
+		if v := strings.TrimSpace(h.Get(k)); v != "" {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n == 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func readCount(h http.Header, key string, dst *int64) bool {

@@ -26,20 +26,27 @@ func (e Event) IsDone() bool { return e.Name == "" && string(e.Data) == "[DONE]"
 
 // Bytes is the event on the wire: "event: NAME" when it has a name, one
 // "data:" line per line of Data, and the blank line that ends it.
-func (e Event) Bytes() []byte {
-	var b bytes.Buffer
+func (e Event) Bytes() []byte { return e.Append(nil) }
+
+// Append appends the event on the wire (Bytes) to b.
+func (e Event) Append(b []byte) []byte {
 	if e.Name != "" {
-		b.WriteString("event: ")
-		b.WriteString(e.Name)
-		b.WriteByte('\n')
+		b = append(b, "event: "...)
+		b = append(b, e.Name...)
+		b = append(b, '\n')
 	}
-	for _, line := range bytes.Split(e.Data, []byte("\n")) {
-		b.WriteString("data: ")
-		b.Write(line)
-		b.WriteByte('\n')
+	data := e.Data
+	for {
+		line, rest, more := bytes.Cut(data, []byte("\n"))
+		b = append(b, "data: "...)
+		b = append(b, line...)
+		b = append(b, '\n')
+		if !more {
+			break
+		}
+		data = rest
 	}
-	b.WriteByte('\n')
-	return b.Bytes()
+	return append(b, '\n')
 }
 
 // ReadEvent reads the next event that has data (comment-only blocks and
@@ -85,7 +92,8 @@ func ReadEvent(r *bufio.Reader) (Event, error) {
 }
 
 // readLine reads one line without its LF or CR LF ending, counting
-// the bytes of the event so far against MaxEventSize.
+// the bytes of the event so far against MaxEventSize. A line that fits
+// r's buffer is r's bytes, good until the next read.
 func readLine(r *bufio.Reader, size *int) ([]byte, error) {
 	var line []byte
 	for {
@@ -94,7 +102,11 @@ func readLine(r *bufio.Reader, size *int) ([]byte, error) {
 		if *size > MaxEventSize {
 			return nil, invalid("stream", "an event larger than %d bytes", MaxEventSize)
 		}
-		line = append(line, chunk...)
+		if line == nil && err != bufio.ErrBufferFull {
+			line = chunk
+		} else {
+			line = append(line, chunk...)
+		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}

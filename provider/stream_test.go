@@ -188,6 +188,52 @@ func TestReadEvent(t *testing.T) {
 			}
 		}
 	})
+	t.Run("events read through a small buffer are the same, and keep their bytes after later reads", func(t *testing.T) {
+		body := "event: " + strings.Repeat("n", 40) + "\ndata: " + strings.Repeat("a", 100) + "\ndata: b\n\ndata: " + strings.Repeat("c", 17) + "\n\n"
+		var evs [2][]Event
+		for i, size := range []int{16, 4096} {
+			r := bufio.NewReaderSize(strings.NewReader(body), size)
+			for {
+				ev, err := ReadEvent(r)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("buffer %d: %v", size, err)
+				}
+				evs[i] = append(evs[i], ev)
+			}
+		}
+		want := []Event{{Name: strings.Repeat("n", 40), Data: []byte(strings.Repeat("a", 100) + "\nb")}, {Data: []byte(strings.Repeat("c", 17))}}
+		for i := range evs {
+			if len(evs[i]) != len(want) {
+				t.Fatalf("%d events, want %d", len(evs[i]), len(want))
+			}
+			for j, ev := range evs[i] {
+				if ev.Name != want[j].Name || string(ev.Data) != string(want[j].Data) {
+					t.Errorf("event %d: %q, want %q", j, ev, want[j])
+				}
+			}
+		}
+	})
+	t.Run("Append writes the event on the wire after what is there", func(t *testing.T) {
+		for _, c := range []struct {
+			ev   Event
+			want string
+		}{
+			{Event{}, "data: \n\n"},
+			{Event{Data: []byte("x")}, "data: x\n\n"},
+			{Event{Name: "n", Data: []byte("a\n\nb\n")}, "event: n\ndata: a\ndata: \ndata: b\ndata: \n\n"},
+			{Done, "data: [DONE]\n\n"},
+		} {
+			if got := c.ev.Append([]byte("head")); string(got) != "head"+c.want {
+				t.Errorf("%q: %q, want %q", c.ev, got, "head"+c.want)
+			}
+			if got := c.ev.Bytes(); string(got) != c.want {
+				t.Errorf("%q: Bytes %q, want %q", c.ev, got, c.want)
+			}
+		}
+	})
 	t.Run("an event over MaxEventSize is refused", func(t *testing.T) {
 		body := "data: " + strings.Repeat("x", MaxEventSize) + "\n\n"
 		if _, err := ReadEvent(bufio.NewReader(strings.NewReader(body))); !errors.Is(err, ErrInvalid) {

@@ -106,7 +106,7 @@ type attempt struct {
 // launch starts an attempt beside the walk.
 func (wk *walk) launch(t try) *attempt {
 	a := &attempt{
-		try: t, s: wk.s, req: wk.req, start: time.Now(), out: wk.evs,
+		try: t, s: wk.s, req: wk.req, start: time.Now(), out: wk.evs, hedge: wk.hedging,
 		responded: make(chan struct{}), finished: make(chan struct{}), lost: make(chan struct{}), won: make(chan struct{}),
 	}
 	// An attempt outlives the request that started it: a hedge's loser
@@ -121,7 +121,6 @@ func (wk *walk) launch(t try) *attempt {
 }
 
 func (a *attempt) run() {
-	go a.watchLost()
 	a.do()
 	kind := a.kind // the walk owns the attempt once it reported
 	a.out <- a
@@ -146,8 +145,15 @@ func (a *attempt) loseReady() {
 	a.settle(attReady, "", agentlib.Success(), "hedge_lost")
 }
 
-// lose tells the attempt another answer was served.
-func (a *attempt) lose() { a.loseOnce.Do(func() { close(a.lost) }) }
+// lose tells the attempt another answer was served, and calls it off
+// unless it has finished (watchLost, in a goroutine of its own: only a
+// losing attempt needs one).
+func (a *attempt) lose() {
+	a.loseOnce.Do(func() {
+		close(a.lost)
+		go a.watchLost()
+	})
+}
 
 // watchLost calls a losing attempt off. One that has not answered yet is
 // kept until it would count as hung (the policy's hang_after, and the
@@ -157,7 +163,7 @@ func (a *attempt) watchLost() {
 	select {
 	case <-a.finished:
 		return
-	case <-a.lost:
+	default:
 	}
 	if hang := a.b.HangAfter(); hang > 0 {
 		t := time.NewTimer(time.Until(a.start.Add(hang + a.s.agent.HangGrace())))
@@ -247,16 +253,24 @@ func (a *attempt) record() {
 	})
 }
 
-// close releases the provider's response; a stream's phase also ends
-// the attempt's context.
+// close releases the provider's response and the stream's reader (nothing
+// reads it after); a stream's phase also ends the attempt's context.
 func (a *attempt) close() {
 	if a.resp != nil {
 		_ = a.resp.Body.Close()
+	}
+	if a.rd != nil {
+		a.rd.Reset(nil)
+		streamReaders.Put(a.rd)
+		a.rd = nil
 	}
 	if a.serving {
 		a.cancel(nil)
 	}
 }
+
+// streamReaders are the 64 KiB readers of streams, reused.
+var streamReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // gone reports whether the attempt ended because the caller left or it
 // lost a race, and settles that (neither says anything about the provider).
@@ -278,7 +292,7 @@ func (a *attempt) do() {
 	defer close(a.finished)
 	defer a.finish()
 	up := a.s.upstreams[a.p.Name]
-	hreq, err := a.ob.request(a.ctx)
+	hreq, err := a.ob.request(a.ctx, a.s.tracing != nil)
 	if err != nil { // a URL from a validated base URL: cannot happen
 		a.settle(attNext, a.p.Name+": "+err.Error(), agentlib.Ignored(), "bad_request")
 		return
@@ -335,7 +349,8 @@ func (a *attempt) do() {
 		a.readWhole(resp)
 		return
 	}
-	a.rd = bufio.NewReaderSize(resp.Body, 64<<10)
+	a.rd = streamReaders.Get().(*bufio.Reader)
+	a.rd.Reset(resp.Body)
 	a.relay = newRelay(a.req, a.ob)
 	for {
 		evs, fin, err := a.read()
@@ -377,7 +392,7 @@ func (a *attempt) do() {
 // client's format.
 func (a *attempt) readWhole(resp *http.Response) {
 	a.markResponded()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	body, err := readAll(io.LimitReader(resp.Body, maxUpstreamBody+1), resp.ContentLength)
 	_ = resp.Body.Close()
 	if err != nil {
 		if a.gone() {
@@ -424,11 +439,14 @@ func (a *attempt) relayTo(ctx context.Context, w http.ResponseWriter) {
 	// The caller hanging up ends the stream's upstream call at once.
 	defer context.AfterFunc(ctx, func() { a.cancel(context.Canceled) })()
 	fl, _ := w.(http.Flusher)
+	var buf []byte // the events of one read, on the wire
 	write := func(evs []provider.Event) error {
+		buf = buf[:0]
 		for _, ev := range evs {
-			if _, err := w.Write(ev.Bytes()); err != nil {
-				return err
-			}
+			buf = ev.Append(buf)
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
 		}
 		if fl != nil {
 			fl.Flush()

@@ -56,8 +56,8 @@ func (r *recorder) Write(b []byte) (int, error) {
 // normalized (keys sorted, the streaming fields dropped), and the user
 // header.
 func (c *cache) key(route string, req *request, user string) string {
-	norm := make(map[string]json.RawMessage, len(req.raw))
-	for k, v := range req.raw {
+	norm := make(map[string]json.RawMessage, len(req.top))
+	for k, v := range req.members() {
 		if k == "stream" || k == "stream_options" {
 			continue
 		}

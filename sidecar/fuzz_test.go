@@ -63,7 +63,7 @@ func FuzzRequest(f *testing.F) {
 				}
 				continue
 			}
-			if _, err := o.request(t.Context()); err != nil {
+			if _, err := o.request(t.Context(), true); err != nil {
 				t.Fatalf("%s: the built request: %v", p.Name, err)
 			}
 		}

@@ -62,6 +62,7 @@ type walk struct {
 	running  []*attempt // at most two: the attempt and its hedge
 	tries    map[int]int
 	hedged   bool
+	hedging  bool // startNext starts the hedge
 	hedgeT   *time.Timer
 	denied   []*agentlib.DeniedError
 	failures []string
@@ -378,12 +379,12 @@ func (wk *walk) hedge() {
 		wk.s.metrics.hedges.WithLabelValues(wk.running[0].p.Name, "budget_exhausted").Inc()
 		return
 	}
-	if wk.startNext() {
+	wk.hedging = true
+	started := wk.startNext()
+	wk.hedging = false
+	if started {
 		wk.hedged = true
-		h := wk.running[len(wk.running)-1]
-		h.hedge = true
-		h.traceHedge()
-		wk.s.metrics.hedges.WithLabelValues(h.p.Name, "started").Inc()
+		wk.s.metrics.hedges.WithLabelValues(wk.running[len(wk.running)-1].p.Name, "started").Inc()
 	}
 }
 

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -37,54 +38,85 @@ func newRelay(r *request, o *outbound) relay {
 
 var errIncomplete = fmt.Errorf("%w: the stream ended before its end marker", provider.ErrStreamIncomplete)
 
-// chatPass relays an OpenAI chunk stream: [DONE] ends it, an
-// {"error":…} chunk is an error.
-type chatPass struct{}
+// passed is the one event a pass-through relay returns, kept in the
+// relay: the caller is done with it before the next.
+type passed [1]provider.Event
 
-func (chatPass) next(ev provider.Event) ([]provider.Event, bool, error) {
-	if ev.IsDone() {
-		return []provider.Event{provider.Done}, true, nil
-	}
-	if e := provider.ParseError(ev.Data); e.Shape != provider.ShapeUnknown {
-		return nil, false, &provider.StreamError{Type: e.Type, Code: e.CodeString(), Message: e.Message}
-	}
-	return []provider.Event{ev}, false, nil
+func (p *passed) one(ev provider.Event) []provider.Event {
+	p[0] = ev
+	return p[:]
 }
 
-func (chatPass) end() error { return errIncomplete }
+// chatPass relays an OpenAI chunk stream: [DONE] ends it, an
+// {"error":…} chunk is an error.
+type chatPass struct{ out passed }
+
+func (r *chatPass) next(ev provider.Event) ([]provider.Event, bool, error) {
+	if ev.IsDone() {
+		return r.out.one(provider.Done), true, nil
+	}
+	if mayBeError(ev.Data) {
+		if e := provider.ParseError(ev.Data); e.Shape != provider.ShapeUnknown {
+			return nil, false, &provider.StreamError{Type: e.Type, Code: e.CodeString(), Message: e.Message}
+		}
+	}
+	return r.out.one(ev), false, nil
+}
+
+func (*chatPass) end() error { return errIncomplete }
+
+// mayBeError reports whether a chunk could be an error that
+// provider.ParseError reads: a JSON object with a member "error" (its key
+// in any case, as encoding/json matches it) that is not null. Most chunks
+// are told from their keys alone, without decoding them.
+func mayBeError(data []byte) bool {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' || !validJSON(data) {
+		return false
+	}
+	for m := objectMembers(data[i:]); ; {
+		key, val, _, ok := m.next()
+		if !ok {
+			return false
+		}
+		if bytes.EqualFold(key, []byte("error")) && !isNull(val) {
+			return true
+		}
+	}
+}
 
 // anthropicPass relays an Anthropic event stream: message_stop ends it,
 // an error event is an error.
-type anthropicPass struct{}
+type anthropicPass struct{ out passed }
 
-func (anthropicPass) next(ev provider.Event) ([]provider.Event, bool, error) {
+func (r *anthropicPass) next(ev provider.Event) ([]provider.Event, bool, error) {
 	name := eventName(ev)
 	switch name {
 	case "error":
 		e := provider.ParseError(ev.Data)
 		return nil, false, &provider.StreamError{Type: e.Type, Message: e.Message}
 	case "message_stop":
-		return []provider.Event{ev}, true, nil
+		return r.out.one(ev), true, nil
 	}
-	return []provider.Event{ev}, false, nil
+	return r.out.one(ev), false, nil
 }
 
-func (anthropicPass) end() error { return errIncomplete }
+func (*anthropicPass) end() error { return errIncomplete }
 
 // responsesPass relays a Responses event stream: response.completed or
 // response.incomplete end it; an error event, or response.failed, is an
 // error.
-type responsesPass struct{}
+type responsesPass struct{ out passed }
 
-func (responsesPass) next(ev provider.Event) ([]provider.Event, bool, error) {
+func (r *responsesPass) next(ev provider.Event) ([]provider.Event, bool, error) {
 	name := eventName(ev)
 	if se := provider.ResponsesStreamError(name, ev.Data); se != nil {
 		return nil, false, se
 	}
-	return []provider.Event{ev}, provider.ResponsesStreamDone(name), nil
+	return r.out.one(ev), provider.ResponsesStreamDone(name), nil
 }
 
-func (responsesPass) end() error { return errIncomplete }
+func (*responsesPass) end() error { return errIncomplete }
 
 // fromAnthropic translates an Anthropic stream for a chat client.
 type fromAnthropic struct {

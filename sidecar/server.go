@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,9 +158,9 @@ func (s *Server) handle(api API) http.HandlerFunc {
 		r, span := s.traceServer(r, api)
 		defer traceServerEnd(span, w)
 		routeName := "none"
-		defer func() { s.metrics.requests.WithLabelValues(string(api), routeName, fmt.Sprint(w.status)).Inc() }()
+		defer func() { s.metrics.requests.WithLabelValues(string(api), routeName, strconv.Itoa(w.status)).Inc() }()
 
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+		body, err := readAll(http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -245,6 +246,29 @@ func (s *Server) longestTotal() time.Duration {
 		d += p.Total
 	}
 	return d + time.Duration(len(s.cfg.Providers)*s.cfg.Retry.Attempts)*s.cfg.Retry.Max
+}
+
+// readAll reads r to its end into a buffer the size the body says it
+// is (up to 1 MiB: more grows as it comes), rather than growing one from
+// 512 bytes as io.ReadAll does.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size > 1<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // room for the read that sees the end
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

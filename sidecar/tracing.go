@@ -230,10 +230,15 @@ func (a *attempt) traceStart(parent context.Context) context.Context {
 	at := &attemptTrace{server: trace.SpanFromContext(parent)}
 	op := genAIOperation(a.req.api)
 	static := s.tracing.providers[a.p.Name]
-	attrs := make([]attribute.KeyValue, 0, len(static)+6)
+	attrs := make([]attribute.KeyValue, 0, len(static)+7)
 	attrs = append(attrs, static...)
 	attrs = append(attrs, attrGenAIOperation.String(op), attrGenAIReqModel.String(a.model), attrBreaker.String(a.b.Name()),
 		attrDecision.String("allowed"), attrFallback.Bool(a.index > 0), attrStream.Bool(a.req.stream))
+	if a.hedge {
+		// Set at the start: a hedge may answer and end before the walk
+		// that started it runs again.
+		attrs = append(attrs, attrHedged.Bool(true))
+	}
 	ctx, span := s.tracing.t.Start(parent, op+" "+a.model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	at.span = span
 	return context.WithValue(ctx, attemptTraceKey{}, at)
@@ -250,16 +255,6 @@ func (a *attempt) traceInject(r *http.Request) {
 		return
 	}
 	a.s.tracing.prop.Inject(a.ctx, propagation.HeaderCarrier(r.Header))
-}
-
-// traceHedge marks the attempt as the hedge of a slow first one.
-func (a *attempt) traceHedge() {
-	if a.s.tracing == nil {
-		return
-	}
-	if at := a.trace(); at != nil {
-		at.span.SetAttributes(attrHedged.Bool(true))
-	}
 }
 
 // traceAnswer reads the model and usage of a whole answer, as the

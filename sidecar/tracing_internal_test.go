@@ -73,7 +73,6 @@ func TestTracing_OffAllocatesNothing(t *testing.T) {
 		wk.traceSkip(h.p, "tools")
 		_ = a.traceStart(h.r.Context())
 		a.traceInject(h.r)
-		a.traceHedge()
 		a.traceAnswer(h.body)
 		a.traceEvent(h.ev)
 		a.traceEnd(agentlib.Failure(errors.New("x")), "503")

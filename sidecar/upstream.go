@@ -23,8 +23,12 @@ func newUpstream(p *Provider) *upstream {
 		DialContext:           (&net.Dialer{Timeout: p.Connect, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   p.Connect,
 		ResponseHeaderTimeout: p.FirstByte,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
+		// A burst of calls leaves up to 512 connections to the provider
+		// open for the next (nginx's keepalive in the proxy benchmark):
+		// fewer, and every burst beyond them is dialled (and at a real
+		// provider, handshaken) again. Idle ones close after 90 s.
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
@@ -57,12 +61,18 @@ type outbound struct {
 	dropped []string
 }
 
-func (o *outbound) request(ctx context.Context) (*http.Request, error) {
+// request is the HTTP request for one try. Its header is the outbound's
+// own, which the transport only reads, or a copy when the try adds to it
+// (own: tracing's traceparent).
+func (o *outbound) request(ctx context.Context, own bool) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.url, bytes.NewReader(o.body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header = o.header.Clone()
+	req.Header = o.header
+	if own {
+		req.Header = o.header.Clone()
+	}
 	return req, nil
 }
 
@@ -115,7 +125,7 @@ func (u *upstream) build(r *request, model string) (*outbound, error) {
 	case r.api == APIChat:
 		o.url = openAIBase + "/chat/completions"
 		var set map[string]json.RawMessage
-		if v, ok := r.raw["max_completion_tokens"]; ok && p.Kind == KindOllama {
+		if v, ok := r.get("max_completion_tokens"); ok && p.Kind == KindOllama {
 			// Ollama takes max_tokens, not max_completion_tokens.
 			set = map[string]json.RawMessage{"max_completion_tokens": nil, "max_tokens": v}
 		}
