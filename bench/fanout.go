@@ -66,10 +66,9 @@ type fanNode struct {
 }
 
 type fanCounters struct {
-	cpu      time.Duration
-	written  int64 // -1: unknown
-	busPub   int64
-	received int64
+	cpu     time.Duration
+	written int64 // -1: unknown
+	busPub  int64
 }
 
 func (n *fanNode) counters(ctx context.Context) (fanCounters, error) {

@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,10 +63,12 @@ func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 				break
 			}
 			// Every node must also map every slot to its owner.
-			shards, err := cl.ClusterSlots(ctx).Result()
+			shards, err := cl.ClusterShards(ctx).Result()
 			covered := 0
 			for _, sh := range shards {
-				covered += int(sh.End-sh.Start) + 1
+				for _, r := range sh.Slots {
+					covered += int(r.End-r.Start) + 1
+				}
 			}
 			if err != nil || covered != slots || len(shards) != n {
 				bad = fmt.Sprintf("%s sees %d slots in %d ranges (%v)", c.Nodes[i].Addr, covered, len(shards), err)
@@ -128,15 +131,24 @@ func (c *Cluster) NodeOf(tb testing.TB, key string) int {
 	if err != nil {
 		tb.Fatalf("redistest: cluster keyslot: %v", err)
 	}
-	ranges, err := cl.ClusterSlots(ctx).Result()
+	shards, err := cl.ClusterShards(ctx).Result()
 	if err != nil {
-		tb.Fatalf("redistest: cluster slots: %v", err)
+		tb.Fatalf("redistest: cluster shards: %v", err)
 	}
-	for _, r := range ranges {
-		if slot >= int64(r.Start) && slot <= int64(r.End) && len(r.Nodes) > 0 {
-			for i, s := range c.Nodes {
-				if s.Addr == r.Nodes[0].Addr {
-					return i
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if slot < r.Start || slot > r.End {
+				continue
+			}
+			for _, n := range sh.Nodes {
+				if n.Role != "master" {
+					continue
+				}
+				addr := net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+				for i, s := range c.Nodes {
+					if s.Addr == addr {
+						return i
+					}
 				}
 			}
 		}
