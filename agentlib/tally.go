@@ -459,7 +459,12 @@ func (t *tally) take(name string, now int64, hangTicks int64, tick time.Duration
 	r.Slow = min(r.Slow, r.OK+r.Fail)
 	if r.OK > 0 {
 		if last := t.lastOK.Load(); last > 0 {
-			r.LastOKAgeMS = max(now-last, 0) * tick.Milliseconds()
+			// The success completed somewhere in tick last: its age is the
+			// longest it can be, so one from before the cluster's run of
+			// failures began is never taken for a later one (which would
+			// end the run and hold back the trip). A success less than a
+			// tick after the run began may then not end it.
+			r.LastOKAgeMS = max(now-last+1, 0) * tick.Milliseconds()
 		}
 	}
 	if h := t.hung.Swap(0); h > 0 {

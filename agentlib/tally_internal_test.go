@@ -2,6 +2,7 @@ package agentlib
 
 import (
 	"testing"
+	"time"
 
 	"github.com/fusebox-io/fusebox/statestore"
 )
@@ -156,5 +157,23 @@ func TestRing_MakesSlotsAsTheirTicksCome(t *testing.T) {
 	}
 	if n := r.cross(110, 3); n != 2 {
 		t.Fatalf("crossed %d, want the 2 tracked calls", n)
+	}
+}
+
+// A report's last_ok_age_ms is the longest the last success can have
+// waited: it completed somewhere in its tick.
+func TestTally_LastSuccessAgeIsAtMostItsTicks(t *testing.T) {
+	a := &Agent{}
+	b := &Breaker{a: a}
+	tl := newTally(b, statestore.Snapshot{})
+	a.tick.Store(10)
+	tl.record(Success(), nil)
+	for _, c := range []struct{ now, want int64 }{{10, 100}, {12, 300}} {
+		tl.ok[0].Add(1) // something to report
+		tl.dirty.Store(true)
+		r, ok := tl.take("x", c.now, 0, 100*time.Millisecond)
+		if !ok || r.LastOKAgeMS != c.want {
+			t.Errorf("taken at tick %d: last_ok_age_ms %d (%v), want %d", c.now, r.LastOKAgeMS, ok, c.want)
+		}
 	}
 }

@@ -91,7 +91,10 @@ func runTrial(b *testing.B, reps []func(p *counting) error) trial {
 		}()
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond) // healthy traffic first
+	// Healthy traffic first, long enough for its successes to reach the
+	// cluster (an agent holds them up to FlushInterval, 1 s): the breaker
+	// is known before its provider fails, as in a fleet that ran a while.
+	time.Sleep(1500 * time.Millisecond)
 	callsAt0 := p.calls.Load()
 	p.failing.Store(true)
 	start := time.Now()

@@ -575,6 +575,9 @@ func (s *sim) stats(ds []time.Duration) (mean, p99, most time.Duration) {
 
 // WriteTable prints the rows as the seed's table.
 func WriteTable(w io.Writer, cfg SimConfig, rows []SimResult) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 3 // RunSim's default
+	}
 	fmt.Fprintf(w, "Outage simulation: %d replicas, %d requests/minute, %s warm-up, %s outage (primary hangs; %s timeouts), %s after; time scale %g (durations below in real-scenario units)\n\n",
 		cfg.Replicas, simPerMinute, simWarmup, simOutage, simTimeout, simAfter, cfg.Scale)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
