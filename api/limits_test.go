@@ -28,7 +28,7 @@ func reportOfN(agent, prefix string, n int) string {
 	return fmt.Sprintf(`{"agent":%q,"breakers":[%s]}`, agent, strings.Join(parts, ","))
 }
 
-// Defect 7 of issue 14, through the API: an agent token that names new
+// Through the API: an agent token that names new
 // breakers past a limit gets a 429 problem naming the limit, and the
 // registry, the list and /metrics stay bounded.
 func TestServer_RegistrationLimitsAndBoundedReads(t *testing.T) {
@@ -136,8 +136,8 @@ func TestServer_DeleteBreaker(t *testing.T) {
 	}
 }
 
-// Defect 10 of issue 14: the client's own cancellation was a 503 logged
-// as a server error. It is nginx's 499, and not an error of ours.
+// A client's own cancellation is not a 503 logged as a server error:
+// it is nginx's 499, and not an error of ours.
 func TestServer_ClientCancellationIs499AndNotAnError(t *testing.T) {
 	b := redistest.Real(t)
 	store, _ := statestore.New(b.Client, statestore.Options{})

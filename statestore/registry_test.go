@@ -15,7 +15,7 @@ import (
 	"github.com/fusebox-io/fusebox/statestore"
 )
 
-// Defect 7 of issue 14: an agent token could register breakers without
+// An agent token could register breakers without
 // bound. RegisterFor bounds them per agent and in total, all or nothing.
 func TestStore_RegisterForBoundsWhatAgentsRegister(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
@@ -152,7 +152,7 @@ func TestStore_Expire(t *testing.T) {
 	})
 }
 
-// Defect 10 of issue 14: ErrUnavailable flattened its cause with %v.
+// ErrUnavailable once flattened its cause with %v.
 func TestStore_UnavailableWrapsItsCause(t *testing.T) {
 	srv := redistest.Start(t)
 	s, err := statestore.New(srv.Client(t), statestore.Options{})
