@@ -83,7 +83,8 @@ type ProxyAgent struct {
 
 // ProxyPath is one path's measurements at one rate.
 type ProxyPath struct {
-	// Name: direct, nginx, fusebox, or a ProxyAgent's.
+	// Name: direct, nginx, net/http (Go's bare reverse proxy,
+	// bench/internal/goproxy), fusebox, or a ProxyAgent's.
 	Name     string
 	Requests int
 	Errors   int // not a 200, or no answer
@@ -102,7 +103,7 @@ type ProxyPath struct {
 }
 
 // ProxyRow is one rate's measurements of every path: direct, nginx,
-// fusebox, then the ProxyAgents.
+// net/http, fusebox, then the ProxyAgents.
 type ProxyRow struct {
 	Rate  int
 	Paths []ProxyPath
@@ -132,7 +133,7 @@ type proxyTarget struct {
 	pprof string
 }
 
-// RunProxy measures the three paths at each rate.
+// RunProxy measures every path at each rate.
 func RunProxy(ctx context.Context, cfg ProxyConfig) ([]ProxyRow, error) {
 	cfg = cfg.withDefaults()
 	nginxBin, err := findNginx()
@@ -178,7 +179,8 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	// with the generator.
 	fmt.Fprintln(cfg.Progress, "proxy: building the fake provider, the coordinator and the sidecar")
 	out, err := exec.Command("go", "build", "-o", dir+"/",
-		"github.com/fusebox-io/fusebox/cmd/fakeprovider", "github.com/fusebox-io/fusebox/cmd/coordinator", "github.com/fusebox-io/fusebox/cmd/agent").CombinedOutput()
+		"github.com/fusebox-io/fusebox/cmd/fakeprovider", "github.com/fusebox-io/fusebox/cmd/coordinator", "github.com/fusebox-io/fusebox/cmd/agent",
+		"github.com/fusebox-io/fusebox/bench/internal/goproxy").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("build: %v: %s", err, out)
 	}
@@ -197,6 +199,10 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 		return nil, err
 	}
 	defer ngx.stop()
+	goURL, goCmd, err := startListening(ctx, filepath.Join(dir, "goproxy"), "-upstream", fpURL)
+	if err != nil {
+		return nil, fmt.Errorf("goproxy: %w", err)
+	}
 	redisURL := "redis://" + cfg.RedisAddr
 	token := "proxy-token-0123456789abcdef"
 	coord, err := startCoordinator(ctx, filepath.Join(dir, "coordinator"), redisURL, "proxybench", token, "defaults:\n  consecutive_failures: 5\n")
@@ -215,6 +221,8 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	targets := []proxyTarget{
 		{name: "direct", url: fpURL + "/openai/v1/chat/completions"},
 		{name: "nginx", url: ngx.url + "/openai/v1/chat/completions", cpu: ngx.cpu},
+		{name: "net/http", url: goURL + "/openai/v1/chat/completions",
+			cpu: func() (time.Duration, error) { return processCPU(goCmd.Process.Pid) }},
 	}
 	agents := append([]ProxyAgent{{Name: "fusebox", Bin: filepath.Join(dir, "agent")}}, cfg.Agents...)
 	for i, ag := range agents {
@@ -514,14 +522,25 @@ func getProfile(ctx context.Context, url, path string) error {
 
 // startFakeProvider runs cmd/fakeprovider on a free loopback port.
 func startFakeProvider(ctx context.Context, bin string) (string, error) {
-	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0")
+	u, _, err := startListening(ctx, bin)
+	if err != nil {
+		return "", fmt.Errorf("the fake provider: %w", err)
+	}
+	return u, nil
+}
+
+// startListening runs bin with -listen 127.0.0.1:0 and args, and returns
+// the URL it logs ({"listen":"http://…"} on stderr) once it accepts
+// connections, and the process. ctx's end kills it.
+func startListening(ctx context.Context, bin string, args ...string) (string, *exec.Cmd, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	context.AfterFunc(ctx, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	ready := make(chan string, 1)
@@ -541,9 +560,9 @@ func startFakeProvider(ctx context.Context, bin string) (string, error) {
 	}()
 	select {
 	case u := <-ready:
-		return u, nil
+		return u, cmd, nil
 	case <-time.After(20 * time.Second):
-		return "", errors.New("the fake provider did not start within 20s")
+		return "", nil, errors.New("did not start within 20s")
 	}
 }
 
@@ -831,7 +850,7 @@ func WriteProxyTable(w io.Writer, cfg ProxyConfig, rows []ProxyRow) {
 	if cfg.ProfileDir != "" {
 		where = "each proxy its own process, the sidecar profiled"
 	}
-	fmt.Fprintf(w, "Proxy: the fake provider direct, through nginx (proxy_pass, keepalive) and through the fusebox sidecar (%s); open loop, %s per path and rate in %d turns\n\n",
+	fmt.Fprintf(w, "Proxy: the fake provider direct, through nginx (proxy_pass, keepalive), through Go's bare reverse proxy (net/http) and through the fusebox sidecar (%s); open loop, %s per path and rate in %d turns\n\n",
 		where, cfg.Duration, cfg.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rate\tpath\tp50\tp99\tadded p50\tadded p99\tCPU/req\tallocs/req\tKB/req\terrors\tlate\t")

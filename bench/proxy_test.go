@@ -15,8 +15,8 @@ import (
 	"github.com/fusebox-io/fusebox/internal/redistest"
 )
 
-// BenchmarkProxy prints the proxy table (make bench): the latency nginx
-// and the sidecar add to the fake provider at fixed rates, and what the
+// BenchmarkProxy prints the proxy table (make bench): the latency nginx,
+// Go's bare reverse proxy and the sidecar add to the fake provider at fixed rates, and what the
 // sidecar allocates per request. FUSEBOX_PROXY_RATES overrides the rates
 // ("500,2000,5000"), FUSEBOX_PROXY_DURATION the time per path and rate,
 // FUSEBOX_PROXY_PROFILE names a directory for CPU and allocation profiles
@@ -61,11 +61,12 @@ func BenchmarkProxy(b *testing.B) {
 		last := rows[len(rows)-1]
 		b.ReportMetric(float64(last.Path("fusebox").Added[1].Microseconds()), "fusebox-added-p99-µs")
 		b.ReportMetric(float64(last.Path("nginx").Added[1].Microseconds()), "nginx-added-p99-µs")
+		b.ReportMetric(float64(last.Path("net/http").Added[1].Microseconds()), "nethttp-added-p99-µs")
 		b.ReportMetric(last.Path("fusebox").AllocsPerReq, "sidecar-allocs/req")
 	}
 }
 
-// TestRunProxy runs the three paths briefly at a low rate and checks the
+// TestRunProxy runs every path briefly at a low rate and checks the
 // harness (every request answered through each path, the proxies' costs
 // read), not its numbers.
 func TestRunProxy(t *testing.T) {
@@ -77,7 +78,7 @@ func TestRunProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := rows[0]
-		want := []string{"direct", "nginx", "fusebox"}
+		want := []string{"direct", "nginx", "net/http", "fusebox"}
 		for _, a := range cfg.Agents {
 			want = append(want, a.Name)
 		}
@@ -88,7 +89,7 @@ func TestRunProxy(t *testing.T) {
 			if p.Name != want[i] || p.Requests != 200 || p.Errors != 0 || p.P50 <= 0 || p.P99 < p.P50 {
 				t.Errorf("path %d: %+v", i, p)
 			}
-			if i >= 2 {
+			if i >= 3 {
 				// Less than 20 allocations a request is not a sidecar
 				// that read, checked and forwarded the request; more
 				// than 100,000 is a reading gone wrong.
