@@ -29,6 +29,9 @@ func newRedactor(c *Config) *redactor {
 }
 
 func (r *redactor) string(s string) string {
+	if s == "" {
+		return s // a success's reason: nothing to redact, nothing to allocate
+	}
 	for _, k := range r.keys {
 		s = strings.ReplaceAll(s, k, redacted)
 	}
