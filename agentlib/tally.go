@@ -113,6 +113,10 @@ type ring struct {
 	mu       sync.Mutex
 	overflow []*slot // guarded by mu; slots replaced while calls in them still run
 	crossed  int64   // guarded by mu; slots up to this tick were checked for hangs
+	// crossedAt is the tick of the last cross (guarded by mu): waiting
+	// looks at least that far, so a report read on an older clock
+	// carries every call its hung count holds.
+	crossedAt int64
 }
 
 // slot holds the calls that began in one tick, in slotShards parts: a
@@ -312,6 +316,7 @@ func (r *ring) cross(now, hangTicks int64) int64 {
 		take(r.slots[tick%ringSize].Load())
 	}
 	r.crossed = max(r.crossed, limit)
+	r.crossedAt = max(r.crossedAt, now)
 	for _, s := range r.overflow {
 		take(s)
 	}
@@ -326,7 +331,14 @@ func (r *ring) cross(now, hangTicks int64) int64 {
 // waiting returns how many calls have waited hangTicks or more for a first
 // byte now, and the oldest one's age in ticks; it also forgets overflow
 // slots whose calls all ended.
+//
+// now is at least the tick of the last cross: the flusher reads the
+// agent's clock before it takes the tally, and the clock loop may cross
+// the next tick (and count calls as hung) before it stores that tick.
 func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
+	r.mu.Lock()
+	now = max(now, r.crossedAt)
+	r.mu.Unlock()
 	look := func(s *slot) {
 		w := s.waitingNow()
 		if age := now - s.tick.Load(); w > 0 && age-1 >= hangTicks {

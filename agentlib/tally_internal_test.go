@@ -36,6 +36,21 @@ func TestRing_CountsEachWaitingCallOnce(t *testing.T) {
 			t.Fatal("the call's answer did not learn it was counted as hung")
 		}
 	})
+	t.Run("a report on a clock read before the crossing still sees the calls it counted", func(t *testing.T) {
+		// The flusher reads the agent's clock (103), then the clock loop
+		// crosses at 104 and counts the call as hung before it stores
+		// the new tick: the report that carries the hung count must
+		// carry the call as waiting too.
+		tl := newTally(nil, statestore.Snapshot{})
+		r := tl.enableTracking(100)
+		tl.begin(100)
+		if n := r.cross(104, hang); n != 1 {
+			t.Fatalf("tick 104: %d counted, want 1", n)
+		}
+		if w, oldest := r.waiting(103, hang); w != 1 || oldest != 4 {
+			t.Fatalf("waiting %d oldest %d ticks, want 1 and 4 (as the crossing saw them)", w, oldest)
+		}
+	})
 	t.Run("calls begun while the clock loop was late are dated when it ran", func(t *testing.T) {
 		tl := newTally(nil, statestore.Snapshot{})
 		r := tl.enableTracking(100)
