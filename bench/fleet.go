@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,13 +70,6 @@ type FleetRow struct {
 	Threshold                      int
 }
 
-// coordProc is a coordinator running as its own process, so its CPU can
-// be measured apart from the agents'.
-type coordProc struct {
-	cmd *exec.Cmd
-	url string
-}
-
 func buildCoordinator(dir string) (string, error) {
 	bin := filepath.Join(dir, "coordinator")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/fusebox-io/fusebox/cmd/coordinator").CombinedOutput()
@@ -88,7 +79,7 @@ func buildCoordinator(dir string) (string, error) {
 	return bin, nil
 }
 
-func startCoordinator(ctx context.Context, bin, redisURL, prefix, token, config string) (*coordProc, error) {
+func startCoordinator(ctx context.Context, bin, redisURL, prefix, token, config string) (*proc, error) {
 	cfgPath := filepath.Join(filepath.Dir(bin), prefix+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return nil, err
@@ -97,58 +88,7 @@ func startCoordinator(ctx context.Context, bin, redisURL, prefix, token, config 
 	cmd.Env = append(os.Environ(), "FUSEBOX_REDIS_URL="+redisURL, "FUSEBOX_LISTEN=127.0.0.1:0", "FUSEBOX_PREFIX="+prefix,
 		"FUSEBOX_TOKENS=fleet:agent:"+token+",ops:admin:"+token+"-admin", "FUSEBOX_CONFIG="+cfgPath,
 		"FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info", "FUSEBOX_ID=fleet-coordinator")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &coordProc{cmd: cmd}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var ev struct {
-				Message string `json:"message"`
-				API     string `json:"api"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.API != "" {
-				select {
-				case ready <- ev.API:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case p.url = <-ready:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, errors.New("the coordinator did not start within 20s")
-	}
-	return p, nil
-}
-
-func (p *coordProc) stop() {
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-}
-
-// cpu is the process's user+system CPU time so far.
-func (p *coordProc) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
+	return startProc(cmd, "api")
 }
 
 // redisStats are the counters a row needs from INFO.
@@ -382,16 +322,23 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	}
 	p := statestore.DefaultPolicy()
 	p.OpenTimeout, p.MaxOpenTimeout = 10*time.Minute, 10*time.Minute
-	for range cfg.Trips {
+	// reset closes provider-0 and waits until every agent has it closed.
+	reset := func() error {
 		if _, err := store.Reset(ctx, "provider-0", p, "fleet", "next round"); err != nil {
-			return row, err
+			return err
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for !all(statestore.StateClosed) {
 			if time.Now().After(deadline) {
-				return row, errors.New("agents never all saw the reset")
+				return errors.New("agents never all saw the reset")
 			}
 			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	for range cfg.Trips {
+		if err := reset(); err != nil {
+			return row, err
 		}
 		t0 := time.Now()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, coord.url+"/v1/reports", bytes.NewReader(body))
@@ -425,21 +372,14 @@ func runFleetRow(parent context.Context, cfg FleetConfig, bin string, n int, pre
 	var failedCalls []int64
 	var toTrip, fromNth []time.Duration
 	for range cfg.Outages {
-		if _, err := store.Reset(ctx, "provider-0", p, "fleet", "next round"); err != nil {
+		if err := reset(); err != nil {
 			return row, err
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for !all(statestore.StateClosed) {
-			if time.Now().After(deadline) {
-				return row, errors.New("agents never all saw the reset")
-			}
-			time.Sleep(time.Millisecond)
 		}
 		failed.Store(0)
 		firstFail.Store(0)
 		nthFail.Store(0)
 		failing.Store(true)
-		deadline = time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for !all(statestore.StateOpen) {
 			if time.Now().After(deadline) {
 				return row, errors.New("the agents' failures never tripped the breaker")

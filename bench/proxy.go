@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,18 +189,19 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 			return nil, fmt.Errorf("build: %v: %s", err, out)
 		}
 	}
-	fpURL, err := startFakeProvider(ctx, filepath.Join(dir, "fakeprovider"))
+	fp, err := startFakeProvider(ctx, filepath.Join(dir, "fakeprovider"))
 	if err != nil {
 		return nil, err
 	}
+	fpURL := fp.url
 	ngx, err := startNginx(ctx, nginxBin, filepath.Join(dir, "nginx"), strings.TrimPrefix(fpURL, "http://"))
 	if err != nil {
 		return nil, err
 	}
 	defer ngx.stop()
-	goURL, goCmd, err := startListening(ctx, filepath.Join(dir, "goproxy"), "-upstream", fpURL)
+	goProxy, err := startListening(ctx, filepath.Join(dir, "goproxy"), "-upstream", fpURL)
 	if err != nil {
-		return nil, fmt.Errorf("goproxy: %w", err)
+		return nil, err
 	}
 	redisURL := "redis://" + cfg.RedisAddr
 	token := "proxy-token-0123456789abcdef"
@@ -221,8 +221,7 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 	targets := []proxyTarget{
 		{name: "direct", url: fpURL + "/openai/v1/chat/completions"},
 		{name: "nginx", url: ngx.url + "/openai/v1/chat/completions", cpu: ngx.cpu},
-		{name: "net/http", url: goURL + "/openai/v1/chat/completions",
-			cpu: func() (time.Duration, error) { return processCPU(goCmd.Process.Pid) }},
+		{name: "net/http", url: goProxy.url + "/openai/v1/chat/completions", cpu: goProxy.cpu},
 	}
 	agents := append([]ProxyAgent{{Name: "fusebox", Bin: filepath.Join(dir, "agent")}}, cfg.Agents...)
 	for i, ag := range agents {
@@ -242,7 +241,7 @@ func runProxy(ctx context.Context, cfg ProxyConfig, dir, nginxBin string) ([]Pro
 		}
 		defer sc.stop()
 		targets = append(targets, proxyTarget{name: ag.Name, url: sc.url + "/v1/chat/completions",
-			cpu: func() (time.Duration, error) { return processCPU(sc.cmd.Process.Pid) }, allocs: sc.allocs, pprof: pprofURL})
+			cpu: sc.cpu, allocs: sc.allocs, pprof: pprofURL})
 	}
 	// Every path answers before anything is measured.
 	for _, t := range targets {
@@ -459,23 +458,6 @@ func checkPath(ctx context.Context, url string) error {
 	return nil
 }
 
-// processCPU is a process's user and system CPU time so far
-// (/proc/<pid>/stat, in 10 ms ticks).
-func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
-}
-
 // startProfiles saves the sidecar's heap profile (allocs-<rate>-base)
 // and starts a CPU profile of d (cpu-<rate>), whose end the channel
 // reports.
@@ -521,49 +503,16 @@ func getProfile(ctx context.Context, url, path string) error {
 }
 
 // startFakeProvider runs cmd/fakeprovider on a free loopback port.
-func startFakeProvider(ctx context.Context, bin string) (string, error) {
-	u, _, err := startListening(ctx, bin)
-	if err != nil {
-		return "", fmt.Errorf("the fake provider: %w", err)
-	}
-	return u, nil
+func startFakeProvider(ctx context.Context, bin string) (*proc, error) {
+	return startListening(ctx, bin)
 }
 
-// startListening runs bin with -listen 127.0.0.1:0 and args, and returns
-// the URL it logs ({"listen":"http://…"} on stderr) once it accepts
-// connections, and the process. ctx's end kills it.
-func startListening(ctx context.Context, bin string, args ...string) (string, *exec.Cmd, error) {
+// startListening runs bin with -listen 127.0.0.1:0 and args until ctx
+// ends; its URL is the one it logs ({"listen":"http://…"}).
+func startListening(ctx context.Context, bin string, args ...string) (*proc, error) {
 	cmd := exec.CommandContext(ctx, bin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	context.AfterFunc(ctx, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var ev struct {
-				Listen string `json:"listen"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Listen != "" {
-				select {
-				case ready <- ev.Listen:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case u := <-ready:
-		return u, cmd, nil
-	case <-time.After(20 * time.Second):
-		return "", nil, errors.New("did not start within 20s")
-	}
+	return startProc(cmd, "listen")
 }
 
 func findNginx() (string, error) {
@@ -707,9 +656,7 @@ func freeLoopbackPort() (int, error) {
 
 // sidecarProc is the sidecar (cmd/agent) running as its own process.
 type sidecarProc struct {
-	url  string
-	cmd  *exec.Cmd
-	exit chan struct{}
+	*proc
 	// scrape is what one read of /metrics allocates (count, bytes);
 	// seen counts the reads since it was measured.
 	scrape [2]uint64
@@ -722,59 +669,11 @@ func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, toke
 	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-config", configPath, "-coordinator-url", coordURL,
 		"-redis-url", redisURL, "-token", token, "-prefix", "proxybench", "-id", id)
 	cmd.Env = append(append(os.Environ(), "FUSEBOX_LOG_FORMAT=json", "FUSEBOX_LOG_LEVEL=info"), env...)
-	stderr, err := cmd.StderrPipe()
+	p, err := startProc(cmd, "listen")
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &sidecarProc{cmd: cmd, exit: make(chan struct{})}
-	ready := make(chan string, 1)
-	var logTail bytes.Buffer
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			if logTail.Len() < 8<<10 {
-				logTail.Write(sc.Bytes())
-				logTail.WriteByte('\n')
-			}
-			mu.Unlock()
-			var ev struct {
-				Listen string `json:"listen"`
-			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Listen != "" {
-				select {
-				case ready <- ev.Listen:
-				default:
-				}
-			}
-		}
-		_ = cmd.Wait()
-		close(p.exit)
-	}()
-	select {
-	case p.url = <-ready:
-		return p, nil
-	case <-p.exit:
-	case <-time.After(20 * time.Second):
-		p.stop()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return nil, fmt.Errorf("the sidecar did not start within 20s: %s", logTail.String())
-}
-
-func (p *sidecarProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exit:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exit
-	}
+	return &sidecarProc{proc: p}, nil
 }
 
 // allocs reads the sidecar's heap allocations so far (count, bytes)

@@ -299,7 +299,7 @@ func get(ctx context.Context, url, token string) ([]byte, error) {
 
 // timeRequests GETs url k times, one at a time: the median wall time, and
 // per request the Redis commands and the coordinator's CPU.
-func timeRequests(ctx context.Context, rdb *redis.Client, coord *coordProc, url, token string, k int) (p50 time.Duration, cmds float64, cpu time.Duration, size int, err error) {
+func timeRequests(ctx context.Context, rdb *redis.Client, coord *proc, url, token string, k int) (p50 time.Duration, cmds float64, cpu time.Duration, size int, err error) {
 	r0, err := readRedis(ctx, rdb)
 	if err != nil {
 		return 0, 0, 0, 0, err
