@@ -337,8 +337,8 @@ func (r *ring) cross(now, hangTicks int64) int64 {
 // the next tick (and count calls as hung) before it stores that tick.
 func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	now = max(now, r.crossedAt)
-	r.mu.Unlock()
 	look := func(s *slot) {
 		w := s.waitingNow()
 		if age := now - s.tick.Load(); w > 0 && age-1 >= hangTicks {
@@ -351,7 +351,6 @@ func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
 			look(s)
 		}
 	}
-	r.mu.Lock()
 	kept := r.overflow[:0]
 	for _, s := range r.overflow {
 		look(s)
@@ -361,7 +360,6 @@ func (r *ring) waiting(now, hangTicks int64) (n, oldest int64) {
 	}
 	clear(r.overflow[len(kept):])
 	r.overflow = kept
-	r.mu.Unlock()
 	return n, oldest
 }
 

@@ -151,8 +151,7 @@ func (s *Service) admin(ctx context.Context, name string, do func(statestore.Pol
 	if err := s.store.Register(ctx, name); err != nil {
 		return statestore.Result{}, err
 	}
-	s.known.add(name)
-	s.registered(name)
+	s.noteRegistered(name)
 	res, err := do(s.policies.Policy(name))
 	if err != nil {
 		return res, err

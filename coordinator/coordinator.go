@@ -170,6 +170,13 @@ type base struct {
 	registered func(names ...string)
 }
 
+// noteRegistered records names this process registered: known at once,
+// and in the Loop's view before the next registry refresh.
+func (b *base) noteRegistered(names ...string) {
+	b.known.add(names...)
+	b.registered(names...)
+}
+
 // names is the registry plus the configured names, sorted.
 func (b *base) names(ctx context.Context) ([]string, error) {
 	reg, err := b.store.Names(ctx)

@@ -164,7 +164,6 @@ func (k *knownBreakers) add(names ...string) {
 	if len(missing) == 0 {
 		return
 	}
-	slices.Sort(missing)
 	merged := make([]string, 0, len(k.all)+len(missing))
 	merged = append(merged, k.all...)
 	merged = append(merged, missing...)

@@ -192,8 +192,7 @@ func (s *Service) register(ctx context.Context, agent string, bs []report.Breake
 	if err := s.store.RegisterFor(ctx, agent, s.cfg.Limits, mine...); err != nil {
 		return fmt.Errorf("coordinator: register breakers: %w", err)
 	}
-	s.known.add(fresh...)
-	s.registered(fresh...)
+	s.noteRegistered(fresh...)
 	return nil
 }
 

@@ -137,8 +137,9 @@ if s.state == 'open' then
   -- Retry-After extends the open time, for everyone: a transition. One
   -- that moves the deadline by a second or less is the same wish heard
   -- again (every call in flight hears it, a few ms apart): no transition.
+  local EXTEND_SLACK_MS = 1000
   local ra, capped = retry_after(retry_after_ms)
-  if ra > 0 and NOW + ra > s.open_until + 1000 and (not fenced or gen == s.gen) then
+  if ra > 0 and NOW + ra > s.open_until + EXTEND_SLACK_MS and (not fenced or gen == s.gen) then
     s.open_until = NOW + ra
     if last_error ~= '' then
       s.last_error = last_error
