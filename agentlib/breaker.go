@@ -58,6 +58,10 @@ type Breaker struct {
 	// takes (tests and benchmarks time propagation with it).
 	onChange atomic.Pointer[func()]
 
+	// watch holds the traced calls waiting to see the transition they
+	// may cause (tracing.go); nil until a traced call ends.
+	watch atomic.Pointer[transitionWatch]
+
 	// Denials used while degraded, built once.
 	degradedOpen, degradedForced *DeniedError
 

@@ -97,8 +97,13 @@ func (b *Breaker) apply(s statestore.Snapshot, p *statestore.Policy, force bool)
 			pol = p
 		}
 		if b.view.CompareAndSwap(cur, b.newView(next, pol, cur.tally, now)) {
-			if f := b.onChange.Load(); f != nil && newer {
-				(*f)()
+			if newer {
+				if w := b.watch.Load(); w != nil {
+					w.poke()
+				}
+				if f := b.onChange.Load(); f != nil {
+					(*f)()
+				}
 			}
 			if newer && next.Effective() != cur.snap.Effective() {
 				b.a.log.Debug().Str("breaker", b.name).Str("old_state", cur.snap.Effective()).

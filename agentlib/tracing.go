@@ -223,10 +223,11 @@ func (o Outcome) name() string {
 // recording or the agent is degraded (local breakers: the cluster's state
 // does not move).
 //
-// The agent has no hook in its mirror for this: a watch polls the
-// breaker's view (one atomic load) at a cadence that starts at 1 ms and
-// slows to 64 ms, one goroutine per watched breaker, only while traced
-// calls wait for an answer.
+// The mirror pokes the breaker's watch when it takes a newer cluster
+// state, so such a transition is seen at once; the watch also polls the
+// view (one atomic load) at a cadence that starts at 1 ms and slows to
+// 64 ms, for this agent's own opens and closes, one goroutine per
+// watched breaker, only while traced calls wait for an answer.
 func (b *Breaker) TraceTransition(span trace.Span) {
 	if span == nil {
 		return
@@ -243,20 +244,19 @@ func (b *Breaker) watchTransition(span trace.Span, end bool, endAt time.Time) bo
 		return false
 	}
 	wait := b.a.cfg.RequestTimeout * time.Duration(len(b.a.coords)+1)
-	v, ok := transitionWatches.Load(b)
-	if !ok {
-		v, _ = transitionWatches.LoadOrStore(b, &transitionWatch{b: b, kick: make(chan struct{}, 1)})
+	w := b.watch.Load()
+	if w == nil {
+		b.watch.CompareAndSwap(nil, &transitionWatch{b: b, kick: make(chan struct{}, 1)})
+		w = b.watch.Load()
 	}
-	v.(*transitionWatch).add(transitionWaiter{span: span, from: stateOf(b.view.Load()), until: time.Now().Add(wait), end: end, endAt: endAt})
+	w.add(transitionWaiter{span: span, from: stateOf(b.view.Load()), until: time.Now().Add(wait), end: end, endAt: endAt})
 	return true
 }
 
-// transitionWatches holds one watch per breaker that has been traced.
-var transitionWatches sync.Map // *Breaker → *transitionWatch
-
+// transitionWatch is a breaker's traced calls waiting for a transition.
 type transitionWatch struct {
 	b    *Breaker
-	kick chan struct{} // a waiter was added: poll fast again
+	kick chan struct{} // a waiter was added, or the mirror moved: look now
 
 	mu      sync.Mutex
 	waiters []transitionWaiter // guarded by mu
@@ -294,6 +294,11 @@ func (w *transitionWatch) add(x transitionWaiter) {
 		go w.run()
 		return
 	}
+	w.poke()
+}
+
+// poke makes the poll loop look at once (and fast again).
+func (w *transitionWatch) poke() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -374,11 +379,10 @@ func (w *transitionWatch) fire(x transitionWaiter, cur mirrorState) {
 // shuts its tracer provider down next must not lose them.
 func (a *Agent) endHeldSpans() {
 	for _, b := range a.breakerList() {
-		v, ok := transitionWatches.LoadAndDelete(b)
-		if !ok {
+		w := b.watch.Swap(nil)
+		if w == nil {
 			continue
 		}
-		w := v.(*transitionWatch)
 		w.mu.Lock()
 		held := w.waiters
 		w.waiters = nil
