@@ -49,6 +49,7 @@ type try struct {
 	model string
 	index int // in the route's chain
 	ob    *outbound
+	hedge bool // started beside a slow first attempt
 }
 
 // attempt is one call to one provider. It runs in its own goroutine
@@ -66,7 +67,6 @@ type attempt struct {
 	s     *Server
 	req   *request
 	start time.Time
-	hedge bool
 	out   chan<- *attempt
 
 	ctx    context.Context
@@ -106,7 +106,7 @@ type attempt struct {
 // launch starts an attempt beside the walk.
 func (wk *walk) launch(t try) *attempt {
 	a := &attempt{
-		try: t, s: wk.s, req: wk.req, start: time.Now(), out: wk.evs, hedge: wk.hedging,
+		try: t, s: wk.s, req: wk.req, start: time.Now(), out: wk.evs,
 		responded: make(chan struct{}), finished: make(chan struct{}), lost: make(chan struct{}), won: make(chan struct{}),
 	}
 	// An attempt outlives the request that started it: a hedge's loser

@@ -57,7 +57,8 @@ func (r *recorder) Write(b []byte) (int, error) {
 // header.
 func (c *cache) key(route string, req *request, user string) string {
 	norm := make(map[string]json.RawMessage, len(req.top))
-	for k, v := range req.members() {
+	for _, m := range req.top { // a repeated key: the last one wins, as members() has it
+		k, v := string(m.key), m.val
 		if k == "stream" || k == "stream_options" {
 			continue
 		}

@@ -62,7 +62,6 @@ type walk struct {
 	running  []*attempt // at most two: the attempt and its hedge
 	tries    map[int]int
 	hedged   bool
-	hedging  bool // startNext starts the hedge
 	hedgeT   *time.Timer
 	denied   []*agentlib.DeniedError
 	failures []string
@@ -89,7 +88,7 @@ func (wk *walk) run() {
 			wk.hedgeT.Stop()
 		}
 	}()
-	if !wk.startNext() {
+	if !wk.startNext(false) {
 		wk.finish()
 		return
 	}
@@ -164,7 +163,7 @@ func (wk *walk) handle(a *attempt) bool {
 		// for a provider, and nobody is there to answer.
 		return true
 	}
-	if !wk.startNext() {
+	if !wk.startNext(false) {
 		wk.finish()
 		return true
 	}
@@ -233,16 +232,16 @@ func (wk *walk) retry(a *attempt) bool {
 	wk.tries[a.index]++
 	s.metrics.retries.WithLabelValues(a.p.Name).Inc()
 	t := a.try
-	t.call = call
+	t.call, t.hedge = call, false // the race is over: nothing else runs
 	wk.running = append(wk.running, wk.launch(t))
 	wk.armHedge()
 	return true
 }
 
 // startNext starts the next provider that can serve the request and
-// whose breaker allows; false when none is left (or the request was
-// refused).
-func (wk *walk) startNext() bool {
+// whose breaker allows (as a hedge beside a slow first one, with hedge);
+// false when none is left (or the request was refused).
+func (wk *walk) startNext(hedge bool) bool {
 	if wk.tries == nil {
 		wk.tries = map[int]int{}
 	}
@@ -296,7 +295,7 @@ func (wk *walk) startNext() bool {
 		if wk.ctxSwitched {
 			wk.triedAfter = true
 		}
-		wk.running = append(wk.running, wk.launch(try{p: p, b: b, call: call, model: model, index: i, ob: ob}))
+		wk.running = append(wk.running, wk.launch(try{p: p, b: b, call: call, model: model, index: i, ob: ob, hedge: hedge}))
 		wk.armHedge()
 		return true
 	}
@@ -379,9 +378,7 @@ func (wk *walk) hedge() {
 		wk.s.metrics.hedges.WithLabelValues(wk.running[0].p.Name, "budget_exhausted").Inc()
 		return
 	}
-	wk.hedging = true
-	started := wk.startNext()
-	wk.hedging = false
+	started := wk.startNext(true)
 	if started {
 		wk.hedged = true
 		wk.s.metrics.hedges.WithLabelValues(wk.running[len(wk.running)-1].p.Name, "started").Inc()
