@@ -26,6 +26,35 @@ type RateLimit struct {
 // RateLimits are the windows of one response.
 type RateLimits []RateLimit
 
+// rateWindow is one rate-limit window's headers, as http.Header keys
+// them (canonical, so reading them allocates nothing).
+type rateWindow struct {
+	provider, name          string
+	limit, remaining, reset string
+	// resetAt: the reset is an RFC 3339 time (Anthropic), not a duration
+	// from now (OpenAI).
+	resetAt bool
+}
+
+// rateWindows are the windows ParseRateLimits reads, in its order.
+var rateWindows = func() []rateWindow {
+	var ws []rateWindow
+	for _, name := range []string{"requests", "tokens"} {
+		ws = append(ws, rateWindow{provider: "openai", name: name,
+			limit:     http.CanonicalHeaderKey("x-ratelimit-limit-" + name),
+			remaining: http.CanonicalHeaderKey("x-ratelimit-remaining-" + name),
+			reset:     http.CanonicalHeaderKey("x-ratelimit-reset-" + name)})
+	}
+	for _, name := range []string{"requests", "tokens", "input-tokens", "output-tokens"} {
+		p := "anthropic-ratelimit-" + name + "-"
+		ws = append(ws, rateWindow{provider: "anthropic", name: name, resetAt: true,
+			limit:     http.CanonicalHeaderKey(p + "limit"),
+			remaining: http.CanonicalHeaderKey(p + "remaining"),
+			reset:     http.CanonicalHeaderKey(p + "reset")})
+	}
+	return ws
+}()
+
 // ParseRateLimits reads OpenAI's x-ratelimit-{limit,remaining,reset}-
 // {requests,tokens} (the reset a duration such as "1s", "6m0s", "20ms",
 // taken from now) and Anthropic's anthropic-ratelimit-{requests,tokens,
@@ -33,29 +62,18 @@ type RateLimits []RateLimit
 // 3339 time). Windows with no header at all are left out.
 func ParseRateLimits(h http.Header, now time.Time) RateLimits {
 	var out RateLimits
-	for _, name := range []string{"requests", "tokens"} {
-		rl := RateLimit{Provider: "openai", Name: name, Limit: -1, Remaining: -1}
-		seen := readCount(h, "x-ratelimit-limit-"+name, &rl.Limit)
-		seen = readCount(h, "x-ratelimit-remaining-"+name, &rl.Remaining) || seen
-		if v := strings.TrimSpace(h.Get("x-ratelimit-reset-" + name)); v != "" {
+	for _, w := range rateWindows {
+		rl := RateLimit{Provider: w.provider, Name: w.name, Limit: -1, Remaining: -1}
+		seen := readCount(h, w.limit, &rl.Limit)
+		seen = readCount(h, w.remaining, &rl.Remaining) || seen
+		if v := header(h, w.reset); v != "" {
 			seen = true
-			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			if w.resetAt {
+				if t, err := time.Parse(time.RFC3339, v); err == nil {
+					rl.Reset = t
+				}
+			} else if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 				rl.Reset = now.Add(min(d, MaxRetryAfter))
-			}
-		}
-		if seen {
-			out = append(out, rl)
-		}
-	}
-	for _, name := range []string{"requests", "tokens", "input-tokens", "output-tokens"} {
-		p := "anthropic-ratelimit-" + name + "-"
-		rl := RateLimit{Provider: "anthropic", Name: name, Limit: -1, Remaining: -1}
-		seen := readCount(h, p+"limit", &rl.Limit)
-		seen = readCount(h, p+"remaining", &rl.Remaining) || seen
-		if v := strings.TrimSpace(h.Get(p + "reset")); v != "" {
-			seen = true
-			if t, err := time.Parse(time.RFC3339, v); err == nil {
-				rl.Reset = t
 			}
 		}
 		if seen {
@@ -93,19 +111,11 @@ func Exhausted(h http.Header, now time.Time) time.Duration {
 	return min(until.Sub(now), MaxRetryAfter)
 }
 
-// remainingHeaders are the remaining counts ParseRateLimits reads, as
-// http.Header keys them.
-var remainingHeaders = [...]string{
-	"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens",
-	"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Tokens-Remaining",
-	"Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Remaining",
-}
-
 // anyRemainingZero reports whether a remaining count ParseRateLimits
 // would read is 0: only then can a window be exhausted.
 func anyRemainingZero(h http.Header) bool {
-	for _, k := range remainingHeaders {
-		if v := strings.TrimSpace(h.Get(k)); v != "" {
+	for _, w := range rateWindows {
+		if v := header(h, w.remaining); v != "" {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n == 0 {
 				return true
 			}
@@ -114,8 +124,16 @@ func anyRemainingZero(h http.Header) bool {
 	return false
 }
 
+// header is h's first value for a canonical key, trimmed.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
+}
+
 func readCount(h http.Header, key string, dst *int64) bool {
-	v := strings.TrimSpace(h.Get(key))
+	v := header(h, key)
 	if v == "" {
 		return false
 	}
