@@ -125,9 +125,11 @@ func (a *attempt) run() {
 	kind := a.kind // the walk owns the attempt once it reported
 	a.out <- a
 	if kind != attReady || !a.req.stream {
-		if kind != attReady {
-			a.cancel(nil)
-		}
+		// Nothing reads the provider any more: a whole answer was read
+		// and its body closed. Ending the context now releases its total
+		// timeout's timer, which would keep the attempt's contexts alive
+		// for the rest of that timeout (two minutes, as shipped).
+		a.cancel(nil)
 		return
 	}
 	select {

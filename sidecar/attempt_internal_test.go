@@ -2,6 +2,8 @@ package sidecar
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +115,49 @@ func TestAttempt_Finish(t *testing.T) {
 			t.Fatalf("internal_error counted %v times, failure=%v", n, a.outcome.IsFailure())
 		}
 	})
+}
+
+// A whole answer, once read, ends its attempt's context: left running,
+// the total timeout's timer held every served attempt's contexts for the
+// rest of that timeout, a heap that grew with the rate times two minutes.
+func TestAttempt_AWholeAnswerEndsItsContext(t *testing.T) {
+	b := testBreaker(t)
+	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`))
+	}))
+	t.Cleanup(prov.Close)
+	p := &Provider{Name: "openai", Kind: KindOpenAI, BaseURL: prov.URL + "/v1",
+		Timeouts: Timeouts{Connect: time.Second, FirstByte: time.Minute, FirstToken: time.Minute, Stall: time.Minute, Total: time.Hour}}
+	s := bareServer()
+	s.upstreams = map[string]*upstream{"openai": newUpstream(p)}
+	req, err := parseRequest(APIChat, []byte(`{"model":"m","messages":[{"role":"user","content":"hello"}]}`), http.Header{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := s.upstreams["openai"].build(req, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := b.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make(chan *attempt, 1)
+	wk := &walk{s: s, ctx: context.Background(), req: req, evs: evs}
+	wk.launch(try{p: p, b: b, call: call, model: "m", ob: ob})
+	var a *attempt
+	select {
+	case a = <-evs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt never reported to the walk")
+	}
+	if a.kind != attReady || !strings.Contains(string(a.body), `"hi"`) {
+		t.Fatalf("reported %v %q, want the answer", a.kind, a.body)
+	}
+	select {
+	case <-a.ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the served attempt's context is still live: its hour-long total timeout holds it")
+	}
 }
