@@ -99,6 +99,11 @@ type ProxyPath struct {
 	// request (its Go runtime's counters, on its /metrics); 0 for the
 	// other paths.
 	AllocsPerReq, BytesPerReq float64
+	// HeapMB is the largest heap a sidecar held at the end of a turn
+	// (go_memstats_heap_alloc_bytes: live objects and garbage not yet
+	// swept), in MiB; 0 for the other paths. It stays flat when nothing
+	// outlives its request.
+	HeapMB float64
 }
 
 // ProxyRow is one rate's measurements of every path: direct, nginx,
@@ -125,9 +130,9 @@ type proxyTarget struct {
 	url  string
 	// cpu is the proxy's CPU time; nil for none.
 	cpu func() (time.Duration, error)
-	// allocs is the sidecar's heap allocations (count, bytes); nil for
-	// none.
-	allocs func() (uint64, uint64, error)
+	// allocs is the sidecar's heap: its allocations so far (count,
+	// bytes) and its heap now; nil for none.
+	allocs func() (sidecarHeap, error)
 	// pprof is the sidecar's net/http/pprof (ProfileDir); "" for none.
 	pprof string
 }
@@ -266,7 +271,7 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 	lat := make([][]time.Duration, len(targets))
 	slice := cfg.Duration / time.Duration(cfg.Rounds)
 	cpu := make([]time.Duration, len(targets))
-	mallocs, bytes := make([]uint64, len(targets)), make([]uint64, len(targets))
+	mallocs, bytes, heap := make([]uint64, len(targets)), make([]uint64, len(targets)), make([]uint64, len(targets))
 	for round := range cfg.Rounds {
 		for i, t := range targets {
 			fmt.Fprintf(cfg.Progress, "proxy: %d req/s, %s, round %d of %d\n", rate, t.name, round+1, cfg.Rounds)
@@ -280,9 +285,9 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 					return row, err
 				}
 			}
-			var m0, b0 uint64
+			var h0 sidecarHeap
 			var c0 time.Duration
-			m0, b0, c0, err = t.spent()
+			h0, c0, err = t.spent()
 			if err != nil {
 				return row, err
 			}
@@ -290,7 +295,7 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 			if err != nil {
 				return row, err
 			}
-			m1, b1, c1, err := t.spent()
+			h1, c1, err := t.spent()
 			if err != nil {
 				return row, err
 			}
@@ -302,8 +307,9 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 					return row, err
 				}
 			}
-			mallocs[i] += m1 - m0
-			bytes[i] += b1 - b0
+			mallocs[i] += h1.mallocs - h0.mallocs
+			bytes[i] += h1.bytes - h0.bytes
+			heap[i] = max(heap[i], h1.inUse)
 			cpu[i] += c1 - c0
 			lat[i] = append(lat[i], res.latencies...)
 			p := &row.Paths[i]
@@ -324,6 +330,7 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 		n := float64(p.Requests)
 		p.CPUPerReq = cpu[i] / time.Duration(p.Requests)
 		p.AllocsPerReq, p.BytesPerReq = float64(mallocs[i])/n, float64(bytes[i])/n
+		p.HeapMB = float64(heap[i]) / (1 << 20)
 	}
 	for i := range row.Paths {
 		p := &row.Paths[i]
@@ -332,11 +339,11 @@ func runProxyRate(ctx context.Context, cfg ProxyConfig, targets []proxyTarget, r
 	return row, nil
 }
 
-// spent is what the target's proxy spent so far: heap allocations
-// (count, bytes) and CPU time.
-func (t proxyTarget) spent() (mallocs, bytes uint64, cpu time.Duration, err error) {
+// spent is what the target's proxy spent so far: its heap (a sidecar's)
+// and CPU time.
+func (t proxyTarget) spent() (heap sidecarHeap, cpu time.Duration, err error) {
 	if t.allocs != nil {
-		if mallocs, bytes, err = t.allocs(); err != nil {
+		if heap, err = t.allocs(); err != nil {
 			return
 		}
 	}
@@ -676,68 +683,71 @@ func startSidecar(ctx context.Context, bin, configPath, coordURL, redisURL, toke
 	return &sidecarProc{proc: p}, nil
 }
 
-// allocs reads the sidecar's heap allocations so far (count, bytes)
-// from its /metrics, less what the readings themselves cost it.
-func (p *sidecarProc) allocs() (uint64, uint64, error) {
+// sidecarHeap is a reading of a sidecar's Go heap, from its /metrics.
+type sidecarHeap struct {
+	mallocs, bytes uint64 // allocated so far: objects, bytes
+	inUse          uint64 // go_memstats_heap_alloc_bytes now
+}
+
+// allocs reads the sidecar's heap: its allocations so far, less what the
+// readings themselves cost it, and what it holds now.
+func (p *sidecarProc) allocs() (sidecarHeap, error) {
 	if p.scrape[0] == 0 {
 		// Between two readings lies one reading's cost: measure it
 		// (the least of a few, idle) once.
 		p.scrape = [2]uint64{math.MaxUint64, math.MaxUint64}
-		m0, b0, err := p.readAllocs()
+		h0, err := p.readHeap()
 		if err != nil {
-			return 0, 0, err
+			return sidecarHeap{}, err
 		}
 		for range 5 {
-			m1, b1, err := p.readAllocs()
+			h1, err := p.readHeap()
 			if err != nil {
-				return 0, 0, err
+				return sidecarHeap{}, err
 			}
-			p.scrape = [2]uint64{min(p.scrape[0], m1-m0), min(p.scrape[1], b1-b0)}
-			m0, b0 = m1, b1
+			p.scrape = [2]uint64{min(p.scrape[0], h1.mallocs-h0.mallocs), min(p.scrape[1], h1.bytes-h0.bytes)}
+			h0 = h1
 		}
 		p.seen = 0
 	}
-	m, b, err := p.readAllocs()
+	h, err := p.readHeap()
 	p.seen++
-	return m - p.seen*p.scrape[0], b - p.seen*p.scrape[1], err
+	h.mallocs -= p.seen * p.scrape[0]
+	h.bytes -= p.seen * p.scrape[1]
+	return h, err
 }
 
-func (p *sidecarProc) readAllocs() (uint64, uint64, error) {
+func (p *sidecarProc) readHeap() (sidecarHeap, error) {
 	resp, err := http.Get(p.url + "/metrics")
 	if err != nil {
-		return 0, 0, err
+		return sidecarHeap{}, err
 	}
 	defer resp.Body.Close()
-	var mallocs, bytes float64
-	var found int
+	var v [3]float64
+	var found [3]bool
+	names := [3]string{"go_memstats_mallocs_total", "go_memstats_alloc_bytes_total", "go_memstats_heap_alloc_bytes"}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		k := slices.Index(names[:], name)
+		if !ok || k < 0 {
 			continue
 		}
-		var dst *float64
-		switch name {
-		case "go_memstats_mallocs_total":
-			dst = &mallocs
-		case "go_memstats_alloc_bytes_total":
-			dst = &bytes
-		default:
-			continue
+		if v[k], err = strconv.ParseFloat(val, 64); err != nil {
+			return sidecarHeap{}, fmt.Errorf("sidecar /metrics: %s: %w", name, err)
 		}
-		if *dst, err = strconv.ParseFloat(v, 64); err != nil {
-			return 0, 0, fmt.Errorf("sidecar /metrics: %s: %w", name, err)
-		}
-		found++
+		found[k] = true
 	}
 	if err := sc.Err(); err != nil {
-		return 0, 0, err
+		return sidecarHeap{}, err
 	}
-	if found != 2 {
-		return 0, 0, errors.New("sidecar /metrics: no go_memstats_mallocs_total or go_memstats_alloc_bytes_total")
+	for k, ok := range found {
+		if !ok {
+			return sidecarHeap{}, fmt.Errorf("sidecar /metrics: no %s", names[k])
+		}
 	}
-	return uint64(mallocs), uint64(bytes), nil
+	return sidecarHeap{mallocs: uint64(v[0]), bytes: uint64(v[1]), inUse: uint64(v[2])}, nil
 }
 
 // WriteProxyTable prints the rows: for each rate, each path's latency,
@@ -752,16 +762,16 @@ func WriteProxyTable(w io.Writer, cfg ProxyConfig, rows []ProxyRow) {
 	fmt.Fprintf(w, "Proxy: the fake provider direct, through nginx (proxy_pass, keepalive), through Go's bare reverse proxy (net/http) and through the fusebox sidecar (%s); open loop, %s per path and rate in %d turns\n\n",
 		where, cfg.Duration, cfg.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rate\tpath\tp50\tp99\tadded p50\tadded p99\tCPU/req\tallocs/req\tKB/req\terrors\tlate\t")
+	fmt.Fprintln(tw, "rate\tpath\tp50\tp99\tadded p50\tadded p99\tCPU/req\tallocs/req\tKB/req\theap MB\terrors\tlate\t")
 	for _, r := range rows {
 		for i, p := range r.Paths {
-			added, cost := "\t", "\t\t"
+			added, cost := "\t", "\t\t\t"
 			if i > 0 {
 				added = us(p.Added[0]) + "\t" + us(p.Added[1])
-				cost = us(p.CPUPerReq) + "\t\t"
+				cost = us(p.CPUPerReq) + "\t\t\t"
 			}
 			if p.AllocsPerReq > 0 {
-				cost = fmt.Sprintf("%s\t%.0f\t%.1f", us(p.CPUPerReq), p.AllocsPerReq, p.BytesPerReq/1024)
+				cost = fmt.Sprintf("%s\t%.0f\t%.1f\t%.1f", us(p.CPUPerReq), p.AllocsPerReq, p.BytesPerReq/1024, p.HeapMB)
 			}
 			fmt.Fprintf(tw, "%d/s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", r.Rate, p.Name, us(p.P50), us(p.P99), added, cost, p.Errors, p.Late)
 		}

@@ -19,6 +19,7 @@ import (
 // Go's bare reverse proxy and the sidecar add to the fake provider at fixed rates, and what the
 // sidecar allocates per request. FUSEBOX_PROXY_RATES overrides the rates
 // ("500,2000,5000"), FUSEBOX_PROXY_DURATION the time per path and rate,
+// FUSEBOX_PROXY_ROUNDS the turns it is split into (2),
 // FUSEBOX_PROXY_PROFILE names a directory for CPU and allocation profiles
 // of the sidecar (built with -tags pprof then), FUSEBOX_PROXY_AGENTS adds
 // sidecar binaries to measure beside this tree's ("before=/tmp/agent",
@@ -40,6 +41,13 @@ func BenchmarkProxy(b *testing.B) {
 			b.Fatalf("FUSEBOX_PROXY_DURATION: %q is not a duration", v)
 		}
 		cfg.Duration = d
+	}
+	if v := os.Getenv("FUSEBOX_PROXY_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("FUSEBOX_PROXY_ROUNDS: %q is not a number of turns", v)
+		}
+		cfg.Rounds = n
 	}
 	if v := os.Getenv("FUSEBOX_PROXY_AGENTS"); v != "" {
 		for _, f := range strings.Split(v, ",") {
@@ -95,6 +103,11 @@ func TestRunProxy(t *testing.T) {
 				// than 100,000 is a reading gone wrong.
 				if a := p.AllocsPerReq; a < 20 || a > 1e5 || p.BytesPerReq < 1024 {
 					t.Errorf("%s: allocations per request: %+v", p.Name, p)
+				}
+				// A Go program's heap is at least a few hundred KiB; a
+				// sidecar's, far less than a GiB at 200 requests a second.
+				if p.HeapMB < 0.25 || p.HeapMB > 1024 {
+					t.Errorf("%s: heap: %+v", p.Name, p)
 				}
 			}
 		}
