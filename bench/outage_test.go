@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -65,8 +66,10 @@ func (c *counting) call() error {
 
 // runTrial runs n replicas against a provider that fails from t0 on, and
 // measures how long the fleet takes to stop calling it and what it sends
-// afterwards.
-func runTrial(b *testing.B, reps []func(p *counting) error) trial {
+// afterwards. The outage starts after 100 ms of healthy traffic, and once
+// known reports true (nil: at once): the breaker is as a fleet that ran a
+// while has it.
+func runTrial(b *testing.B, reps []func(p *counting) error, known func() bool) trial {
 	p := &provider{}
 	var stop atomic.Bool
 	var t0 atomic.Int64 // unix nanos of the outage start
@@ -91,10 +94,12 @@ func runTrial(b *testing.B, reps []func(p *counting) error) trial {
 		}()
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
-	// Healthy traffic first, long enough for its successes to reach the
-	// cluster (an agent holds them up to FlushInterval, 1 s): the breaker
-	// is known before its provider fails, as in a fleet that ran a while.
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // healthy traffic first
+	for deadline := time.Now().Add(5 * time.Second); known != nil && !known(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the breaker was not known 5 s into healthy traffic")
+		}
+	}
 	callsAt0 := p.calls.Load()
 	p.failing.Store(true)
 	start := time.Now()
@@ -167,6 +172,9 @@ func BenchmarkOutage(b *testing.B) {
 		impls := []struct {
 			name  string
 			build func(trial int) []func(p *counting) error
+			// known: the cluster has the trial's breaker (nil: nothing to
+			// wait for).
+			known func(trial int) func() bool
 		}{
 			{"fusebox", func(t int) []func(p *counting) error {
 				var reps []func(p *counting) error
@@ -187,6 +195,14 @@ func BenchmarkOutage(b *testing.B) {
 					})
 				}
 				return reps
+			}, func(t int) func() bool {
+				// Successes wait on an agent up to FlushInterval (1 s)
+				// before they reach the cluster and register the breaker.
+				name := fmt.Sprintf("outage-%d-%d", n, t)
+				return func() bool {
+					ok, err := c.Store.Registered(context.Background(), name)
+					return err == nil && ok
+				}
 			}},
 			{"gobreaker-per-replica", func(t int) []func(p *counting) error {
 				var reps []func(p *counting) error
@@ -198,7 +214,7 @@ func BenchmarkOutage(b *testing.B) {
 					})
 				}
 				return reps
-			}},
+			}, nil},
 			{"gobreaker-distributed", func(t int) []func(p *counting) error {
 				var reps []func(p *counting) error
 				name := fmt.Sprintf("outage-%d-%d", n, t)
@@ -216,7 +232,7 @@ func BenchmarkOutage(b *testing.B) {
 					})
 				}
 				return reps
-			}},
+			}, nil},
 		}
 		for _, im := range impls {
 			b.Run(fmt.Sprintf("replicas=%d/%s", n, im.name), func(b *testing.B) {
@@ -229,7 +245,11 @@ func BenchmarkOutage(b *testing.B) {
 				}
 				for range b.N {
 					for t := range tr {
-						r := runTrial(b, im.build(t))
+						var known func() bool
+						if im.known != nil {
+							known = im.known(t)
+						}
+						r := runTrial(b, im.build(t), known)
 						calls += float64(r.callsBeforeAllDenied)
 						probes += r.probesPerWindow
 						breakerErrs += float64(r.breakerErrors)

@@ -42,6 +42,7 @@ func startProc(cmd *exec.Cmd, key string) (*proc, error) {
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		found := false
 		for sc.Scan() {
 			p.mu.Lock()
 			if p.head.Len() < 8<<10 {
@@ -49,13 +50,14 @@ func startProc(cmd *exec.Cmd, key string) (*proc, error) {
 				p.head.WriteByte('\n')
 			}
 			p.mu.Unlock()
+			if found {
+				continue // drained only: the load's process spends nothing on its log
+			}
 			var ev map[string]any
 			if json.Unmarshal(sc.Bytes(), &ev) == nil {
 				if u, _ := ev[key].(string); u != "" {
-					select {
-					case ready <- u:
-					default:
-					}
+					found = true
+					ready <- u
 				}
 			}
 		}
